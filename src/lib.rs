@@ -1,0 +1,4 @@
+#![doc = include_str!("../README.md")]
+
+pub use atrest_crypto as crypto;
+pub use atrest_stream as stream;
