@@ -30,7 +30,7 @@ pub mod rustcrypto;
 pub use error::Error;
 pub use key::Key256;
 pub use provider::{
-    AES_GCM_MAX_PLAINTEXT, Aes256Gcm, AeadKey, CryptoProvider, HkdfSha256, NONCE_LEN, Nonce,
+    AES_GCM_MAX_PLAINTEXT, AeadKey, Aes256Gcm, CryptoProvider, HkdfSha256, NONCE_LEN, Nonce,
     SecureRandom, TAG_LEN, Tag,
 };
 

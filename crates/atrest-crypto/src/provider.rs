@@ -62,7 +62,9 @@ pub struct CryptoProvider {
 
 impl fmt::Debug for CryptoProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CryptoProvider").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("CryptoProvider")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -100,8 +102,13 @@ pub trait AeadKey: Send + Sync {
     /// # Errors
     /// [`Error::Authentication`] if the tag does not verify; `buf` then still holds the
     /// ciphertext, never unauthenticated plaintext.
-    fn open_in_place(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8], tag: &Tag)
-    -> Result<(), Error>;
+    fn open_in_place(
+        &self,
+        nonce: &Nonce,
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &Tag,
+    ) -> Result<(), Error>;
 
     /// Verifies `tag` over `ciphertext` and only then decrypts it into `out` (same length).
     ///

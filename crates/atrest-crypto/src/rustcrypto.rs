@@ -137,7 +137,9 @@ mod tests {
             .expect("42 bytes is within HKDF's limit");
         assert_eq!(
             okm.to_vec(),
-            hex("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865")
+            hex(
+                "3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf34007208d5b887185865"
+            )
         );
     }
 
@@ -146,10 +148,14 @@ mod tests {
     fn hkdf_rfc5869_case_3() {
         let ikm = hex("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b");
         let mut okm = [0u8; 42];
-        (PROVIDER.hkdf_sha256).derive(&[], &ikm, &[], &mut okm).expect("within limit");
+        (PROVIDER.hkdf_sha256)
+            .derive(&[], &ikm, &[], &mut okm)
+            .expect("within limit");
         assert_eq!(
             okm.to_vec(),
-            hex("8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8")
+            hex(
+                "8da4e775a563c18f715f802a063c5a31b8a11f5c5ee1879ec3454e5f3c738d2d9d201395faa4b61a96c8"
+            )
         );
     }
 
@@ -167,9 +173,15 @@ mod tests {
         let key = PROVIDER.aes256_gcm.key(&Key256::from_bytes([1; 32]));
         let nonce = Nonce::from_bytes([0; 12]);
         let mut out = [0u8; 3];
-        assert_eq!(key.seal_to(&nonce, b"", b"four", &mut out), Err(Error::BufferLength));
+        assert_eq!(
+            key.seal_to(&nonce, b"", b"four", &mut out),
+            Err(Error::BufferLength)
+        );
         let tag = Tag::from_bytes([0; 16]);
-        assert_eq!(key.open_to(&nonce, b"", b"four", &tag, &mut out), Err(Error::BufferLength));
+        assert_eq!(
+            key.open_to(&nonce, b"", b"four", &tag, &mut out),
+            Err(Error::BufferLength)
+        );
     }
 
     #[test]
@@ -182,12 +194,22 @@ mod tests {
         let mut bad = *tag.as_bytes();
         bad[0] ^= 1;
         let bad = Tag::from_bytes(bad);
-        assert_eq!(key.open_in_place(&nonce, b"", &mut buf, &bad), Err(Error::Authentication));
-        assert_eq!(buf, ciphertext, "in-place open must not decrypt before verifying");
+        assert_eq!(
+            key.open_in_place(&nonce, b"", &mut buf, &bad),
+            Err(Error::Authentication)
+        );
+        assert_eq!(
+            buf, ciphertext,
+            "in-place open must not decrypt before verifying"
+        );
         let mut out = [0x55u8; 16];
-        assert_eq!(key.open_to(&nonce, b"", &ciphertext, &bad, &mut out), Err(Error::Authentication));
+        assert_eq!(
+            key.open_to(&nonce, b"", &ciphertext, &bad, &mut out),
+            Err(Error::Authentication)
+        );
         assert_eq!(out, [0x55; 16], "open_to must not write on failure");
-        key.open_to(&nonce, b"", &ciphertext, &tag, &mut out).expect("good tag");
+        key.open_to(&nonce, b"", &ciphertext, &tag, &mut out)
+            .expect("good tag");
         assert_eq!(&out, b"secret plaintext");
     }
 
@@ -197,9 +219,13 @@ mod tests {
         let nonce = Nonce::from_bytes([4; 12]);
         let plaintext: Vec<u8> = (0..1000u32).map(|i| (i % 251) as u8).collect();
         let mut in_place = plaintext.clone();
-        let t1 = key.seal_in_place(&nonce, b"ad", &mut in_place).expect("seal");
+        let t1 = key
+            .seal_in_place(&nonce, b"ad", &mut in_place)
+            .expect("seal");
         let mut out = vec![0u8; plaintext.len()];
-        let t2 = key.seal_to(&nonce, b"ad", &plaintext, &mut out).expect("seal");
+        let t2 = key
+            .seal_to(&nonce, b"ad", &plaintext, &mut out)
+            .expect("seal");
         assert_eq!(in_place, out);
         assert_eq!(t1, t2);
     }

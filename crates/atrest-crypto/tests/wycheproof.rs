@@ -43,7 +43,12 @@ fn aes_256_gcm() {
                         assert_eq!(got, tag, "{}: tc {id} tag", provider.name);
                     }
                     TestResult::Invalid => {
-                        assert_eq!(opened, Err(Error::Authentication), "{}: tc {id}", provider.name);
+                        assert_eq!(
+                            opened,
+                            Err(Error::Authentication),
+                            "{}: tc {id}",
+                            provider.name
+                        );
                         assert_eq!(
                             opened_in_place,
                             Err(Error::Authentication),
@@ -56,7 +61,11 @@ fn aes_256_gcm() {
                 checked += 1;
             }
         }
-        assert!(checked >= 50, "{}: only {checked} vectors applied", provider.name);
+        assert!(
+            checked >= 50,
+            "{}: only {checked} vectors applied",
+            provider.name
+        );
     }
 }
 
@@ -69,19 +78,32 @@ fn hkdf_sha256() {
         for group in &set.test_groups {
             for test in &group.tests {
                 let mut okm = vec![0u8; test.size];
-                let got = provider.hkdf_sha256.derive(&test.salt, &test.ikm, &[&test.info], &mut okm);
+                let got =
+                    provider
+                        .hkdf_sha256
+                        .derive(&test.salt, &test.ikm, &[&test.info], &mut okm);
                 match test.result {
                     TestResult::Valid | TestResult::Acceptable => {
                         assert_eq!(got, Ok(()), "{}: tc {}", provider.name, test.tc_id);
                         assert_eq!(okm, *test.okm, "{}: tc {}", provider.name, test.tc_id);
                     }
                     TestResult::Invalid => {
-                        assert_eq!(got, Err(Error::LengthLimit), "{}: tc {}", provider.name, test.tc_id)
+                        assert_eq!(
+                            got,
+                            Err(Error::LengthLimit),
+                            "{}: tc {}",
+                            provider.name,
+                            test.tc_id
+                        )
                     }
                 }
                 checked += 1;
             }
         }
-        assert!(checked >= 50, "{}: only {checked} vectors applied", provider.name);
+        assert!(
+            checked >= 50,
+            "{}: only {checked} vectors applied",
+            provider.name
+        );
     }
 }

@@ -1,0 +1,219 @@
+//! The sequential streaming reader.
+
+use std::io::{self, Read};
+
+use atrest_crypto::{Key256, TAG_LEN};
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::layout::{Layout, SegmentCipher};
+use crate::{Error, MisuseError, Options};
+
+/// Decrypts a stream read from `R`, returning only plaintext whose segment authenticated.
+///
+/// Detects every way a stream can be damaged: modified, reordered, duplicated or spliced
+/// segments ([`Error::Authentication`]), a missing final segment ([`Error::Truncated`]) and
+/// bytes after the final segment ([`Error::TrailingData`]). `read` returns `Ok(0)` only after
+/// the final segment authenticated, so end of file always means the whole stream was read.
+/// `Read` errors are `io::Error`s of kind `InvalidData` wrapping [`Error`]
+/// (recover it with [`Error::from_io`]).
+///
+/// Memory: one ciphertext segment, allocated when the header has been validated.
+pub struct Decryptor<R: Read> {
+    inner: R,
+    cipher: SegmentCipher,
+    /// One ciphertext segment plus one byte of lookahead. Holds plaintext after an in-place
+    /// open, so it is zeroized on drop.
+    buf: Zeroizing<Vec<u8>>,
+    /// Byte read past the current segment (proof that another segment follows).
+    lookahead: Option<u8>,
+    index: u64,
+    /// Decrypted plaintext waiting in `buf[pending.0..pending.1]`.
+    pending: (usize, usize),
+    state: State,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Reading,
+    Done,
+    Failed(Sticky),
+}
+
+/// The error to report again after a failure, so a failed stream never resumes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Sticky {
+    Authentication,
+    Truncated,
+    TrailingData,
+    Poisoned,
+}
+
+impl Sticky {
+    fn of(err: &Error) -> Self {
+        match err {
+            Error::Authentication => Sticky::Authentication,
+            Error::Truncated => Sticky::Truncated,
+            Error::TrailingData => Sticky::TrailingData,
+            _ => Sticky::Poisoned,
+        }
+    }
+
+    fn error(self) -> Error {
+        match self {
+            Sticky::Authentication => Error::Authentication,
+            Sticky::Truncated => Error::Truncated,
+            Sticky::TrailingData => Error::TrailingData,
+            Sticky::Poisoned => MisuseError::Poisoned.into(),
+        }
+    }
+}
+
+impl<R: Read> Decryptor<R> {
+    /// Reads and validates the header of an atrest STREAM v1 stream.
+    ///
+    /// # Errors
+    /// [`Error::Header`] for a malformed header, [`Error::Truncated`] if the input ends inside
+    /// it, [`Error::Io`] if reading fails.
+    pub fn new(inner: R, key: &Key256, aad: &[u8]) -> Result<Self, Error> {
+        Self::with_options(inner, key, aad, &Options::default())
+    }
+
+    /// Like [`Decryptor::new`], for the format and limits in `options`.
+    ///
+    /// # Errors
+    /// As [`Decryptor::new`].
+    pub fn with_options(
+        mut inner: R,
+        key: &Key256,
+        aad: &[u8],
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let mut header = [0u8; 64];
+        let header = &mut header[..options.header_len()];
+        let got = read_full(&mut inner, header)?;
+        let layout = Layout::parse(&header[..got], options)?;
+        let cipher = SegmentCipher::new(layout, options, key, aad)?;
+        Ok(Self {
+            inner,
+            cipher,
+            buf: Zeroizing::new(Vec::new()),
+            lookahead: None,
+            index: 0,
+            pending: (0, 0),
+            state: State::Reading,
+        })
+    }
+
+    /// The stream's layout (format, header, segment size).
+    pub fn layout(&self) -> &Layout {
+        &self.cipher.layout
+    }
+
+    /// Returns the inner reader. Only meaningful after `read` returned `Ok(0)`.
+    pub fn into_inner(self) -> R {
+        let Self { inner, .. } = self;
+        inner
+    }
+
+    /// Reads the next segment's ciphertext into `buf`; returns its length and whether it is
+    /// the final segment (nothing follows it).
+    fn fill(&mut self) -> Result<(usize, bool), Error> {
+        let full = self.cipher.layout.segment_pt_len(self.index) + TAG_LEN;
+        if self.buf.is_empty() {
+            // Zeroed allocation: pages are only touched as ciphertext arrives, so a header
+            // announcing large segments costs little memory for a short stream.
+            *self.buf = vec![0u8; self.cipher.layout.max_segment_pt_len() + TAG_LEN + 1];
+        }
+        let mut have = 0;
+        if let Some(byte) = self.lookahead.take() {
+            self.buf[0] = byte;
+            have = 1;
+        }
+        have += read_full(&mut self.inner, &mut self.buf[have..=full])?;
+        if have == full + 1 {
+            self.lookahead = Some(self.buf[full]);
+            Ok((full, false))
+        } else if have < TAG_LEN {
+            // Includes `have == 0`: the input ended where a segment had to be.
+            Err(Error::Truncated)
+        } else {
+            Ok((have, true))
+        }
+    }
+
+    /// Decrypts the next segment, into `out` directly when it fits there.
+    fn next_segment(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        let (len, last) = self.fill()?;
+        let pt_len = len - TAG_LEN;
+        let index = self.index;
+        if out.len() >= pt_len {
+            self.cipher
+                .open_to(index, last, &self.buf[..len], &mut out[..pt_len])?;
+        } else {
+            self.cipher
+                .open_in_place(index, last, &mut self.buf[..len])?;
+            self.pending = (0, pt_len);
+        }
+        if last {
+            self.state = State::Done;
+        } else {
+            // A non-final segment at the counter limit cannot be authentic; `fill` found more
+            // data, and no writer produces a segment after this one.
+            self.index = index.checked_add(1).ok_or(Error::Authentication)?;
+        }
+        Ok(if out.len() >= pt_len { pt_len } else { 0 })
+    }
+
+    fn read_inner(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+        loop {
+            let (start, end) = self.pending;
+            if start < end {
+                let n = (end - start).min(out.len());
+                out[..n].copy_from_slice(&self.buf[start..start + n]);
+                self.buf[start..start + n].zeroize();
+                self.pending.0 += n;
+                return Ok(n);
+            }
+            match self.state {
+                State::Done => return Ok(0),
+                State::Failed(sticky) => return Err(sticky.error()),
+                State::Reading => {}
+            }
+            if out.is_empty() {
+                return Ok(0);
+            }
+            let n = self.next_segment(out)?;
+            if n > 0 || self.state == State::Done {
+                return Ok(n);
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for Decryptor<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        match self.read_inner(out) {
+            Ok(n) => Ok(n),
+            Err(err) => {
+                if self.state != State::Done {
+                    self.state = State::Failed(Sticky::of(&err));
+                }
+                Err(err.into())
+            }
+        }
+    }
+}
+
+/// Reads until `buf` is full or the input ends; returns how many bytes were read.
+pub(crate) fn read_full<R: Read + ?Sized>(reader: &mut R, buf: &mut [u8]) -> Result<usize, Error> {
+    let mut have = 0;
+    while have < buf.len() {
+        match reader.read(&mut buf[have..]) {
+            Ok(0) => break,
+            Ok(n) => have += n,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(have)
+}

@@ -1,0 +1,190 @@
+//! The streaming writer.
+
+use std::io::{self, Write};
+
+use atrest_crypto::{Key256, TAG_LEN};
+use zeroize::Zeroizing;
+
+use crate::layout::{Layout, SegmentCipher};
+use crate::{Error, MisuseError, Options};
+
+/// Encrypts everything written to it into a stream on `W`.
+///
+/// The header is written when the encryptor is created; each segment is sealed and written as
+/// soon as the encryptor knows it is not the last one; the final segment is written by
+/// [`Encryptor::finish`].
+///
+/// **[`Encryptor::finish`] MUST be called.** Dropping an encryptor without it leaves a stream
+/// with no final segment, which every reader rejects as [`Error::Truncated`]: data is never
+/// silently cut short, but it is lost unless you finish.
+///
+/// Memory: one segment of buffer, whatever the stream length.
+///
+/// ```
+/// use std::io::Write;
+/// use atrest_stream::{Decryptor, Encryptor, Key256};
+///
+/// let key = Key256::from_bytes([7; 32]);
+/// let mut encryptor = Encryptor::new(Vec::new(), &key, b"attachment 17")?;
+/// encryptor.write_all(b"customer data")?;
+/// let ciphertext = encryptor.finish()?;
+///
+/// let mut plaintext = Vec::new();
+/// std::io::Read::read_to_end(
+///     &mut Decryptor::new(&ciphertext[..], &key, b"attachment 17")?,
+///     &mut plaintext,
+/// )?;
+/// assert_eq!(plaintext, b"customer data");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Encryptor<W: Write> {
+    inner: W,
+    cipher: SegmentCipher,
+    /// One segment of plaintext being filled, with room for its tag. Zeroized on drop.
+    buf: Zeroizing<Vec<u8>>,
+    filled: usize,
+    index: u64,
+    poisoned: bool,
+}
+
+impl<W: Write> Encryptor<W> {
+    /// Starts an atrest STREAM v1 stream with default [`Options`] (64 KiB segments).
+    ///
+    /// `aad` (associated data, e.g. tenant and object id) is authenticated but not stored:
+    /// the reader must supply the same bytes.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if writing the header fails, [`Error::Crypto`] if the random source does.
+    pub fn new(inner: W, key: &Key256, aad: &[u8]) -> Result<Self, Error> {
+        Self::with_options(inner, key, aad, &Options::default())
+    }
+
+    /// Starts a stream with the given options.
+    ///
+    /// # Errors
+    /// As [`Encryptor::new`].
+    pub fn with_options(
+        mut inner: W,
+        key: &Key256,
+        aad: &[u8],
+        options: &Options,
+    ) -> Result<Self, Error> {
+        let layout = Layout::generate(options)?;
+        let cipher = SegmentCipher::new(layout, options, key, aad)?;
+        inner.write_all(cipher.layout.header())?;
+        let buf = Zeroizing::new(vec![0u8; cipher.layout.max_segment_pt_len() + TAG_LEN]);
+        Ok(Self {
+            inner,
+            cipher,
+            buf,
+            filled: 0,
+            index: 0,
+            poisoned: false,
+        })
+    }
+
+    /// The stream's layout (format, header, segment size).
+    pub fn layout(&self) -> &Layout {
+        &self.cipher.layout
+    }
+
+    /// Seals the buffered data as the final segment, writes it, flushes and returns the
+    /// inner writer. Until this returns `Ok`, the stream is not complete.
+    ///
+    /// # Errors
+    /// [`Error::Io`] if writing fails, [`MisuseError::Poisoned`] if an earlier write failed
+    /// (the stream is then unusable and must be discarded).
+    pub fn finish(mut self) -> Result<W, Error> {
+        if self.poisoned {
+            return Err(MisuseError::Poisoned.into());
+        }
+        let len = self.filled + TAG_LEN;
+        self.cipher
+            .seal_in_place(self.index, true, &mut self.buf[..len])?;
+        self.inner.write_all(&self.buf[..len])?;
+        self.inner.flush()?;
+        // Move the writer out; the buffer is zeroized when `self` drops.
+        let Self { inner, .. } = self;
+        Ok(inner)
+    }
+
+    /// Writes the buffered full segment as a non-final segment.
+    fn seal_buffered(&mut self) -> Result<(), Error> {
+        if !self.cipher.layout.has_successor(self.index) {
+            return Err(MisuseError::StreamTooLong.into());
+        }
+        let len = self.filled + TAG_LEN;
+        self.cipher
+            .seal_in_place(self.index, false, &mut self.buf[..len])?;
+        self.poison_on_error(len)?;
+        self.index += 1;
+        self.filled = 0;
+        Ok(())
+    }
+
+    /// Seals a full non-final segment straight from the caller's slice (no plaintext copy).
+    fn seal_direct(&mut self, plaintext: &[u8]) -> Result<(), Error> {
+        if !self.cipher.layout.has_successor(self.index) {
+            return Err(MisuseError::StreamTooLong.into());
+        }
+        let len = plaintext.len() + TAG_LEN;
+        self.cipher
+            .seal_to(self.index, false, plaintext, &mut self.buf[..len])?;
+        self.poison_on_error(len)?;
+        self.index += 1;
+        Ok(())
+    }
+
+    fn poison_on_error(&mut self, len: usize) -> Result<(), Error> {
+        if let Err(err) = self.inner.write_all(&self.buf[..len]) {
+            // Part of a segment may have reached the writer: the stream cannot continue.
+            self.poisoned = true;
+            return Err(err.into());
+        }
+        Ok(())
+    }
+
+    fn write_inner(&mut self, mut data: &[u8]) -> Result<usize, (usize, Error)> {
+        let total = data.len();
+        while !data.is_empty() {
+            let consumed = total - data.len();
+            let capacity = self.cipher.layout.segment_pt_len(self.index);
+            if self.filled == capacity {
+                // More data follows a full buffer: the buffered segment is not the last.
+                self.seal_buffered().map_err(|e| (consumed, e))?;
+            } else if self.filled == 0 && data.len() > capacity {
+                let (segment, rest) = data.split_at(capacity);
+                self.seal_direct(segment).map_err(|e| (consumed, e))?;
+                data = rest;
+            } else {
+                let n = (capacity - self.filled).min(data.len());
+                self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
+                self.filled += n;
+                data = &data[n..];
+            }
+        }
+        Ok(total)
+    }
+}
+
+impl<W: Write> Write for Encryptor<W> {
+    /// Accepts plaintext. Full segments are sealed and written as soon as more data follows
+    /// them; the rest waits in the buffer for the next write or [`Encryptor::finish`].
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.poisoned {
+            return Err(Error::from(MisuseError::Poisoned).into());
+        }
+        match self.write_inner(data) {
+            Ok(n) => Ok(n),
+            // Report what was accepted before the error; the next call reports the error.
+            Err((consumed, _)) if consumed > 0 && !self.poisoned => Ok(consumed),
+            Err((_, err)) => Err(err.into()),
+        }
+    }
+
+    /// Flushes the inner writer. Buffered plaintext of the current segment stays buffered:
+    /// a segment can only be sealed once it is known whether it is the last.
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
