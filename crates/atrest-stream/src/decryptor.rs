@@ -141,8 +141,9 @@ impl<R: Read> Decryptor<R> {
         }
     }
 
-    /// Decrypts the next segment, into `out` directly when it fits there.
-    fn next_segment(&mut self, out: &mut [u8]) -> Result<usize, Error> {
+    /// Decrypts the next segment, into `out` directly when it fits there (returning
+    /// `Some(bytes written)`), else into the internal buffer (returning `None`).
+    fn next_segment(&mut self, out: &mut [u8]) -> Result<Option<usize>, Error> {
         let (len, last) = self.fill()?;
         let pt_len = len - TAG_LEN;
         let index = self.index;
@@ -161,7 +162,7 @@ impl<R: Read> Decryptor<R> {
             // data, and no writer produces a segment after this one.
             self.index = index.checked_add(1).ok_or(Error::Authentication)?;
         }
-        Ok(if out.len() >= pt_len { pt_len } else { 0 })
+        Ok((out.len() >= pt_len).then_some(pt_len))
     }
 
     fn read_inner(&mut self, out: &mut [u8]) -> Result<usize, Error> {
@@ -182,8 +183,8 @@ impl<R: Read> Decryptor<R> {
             if out.is_empty() {
                 return Ok(0);
             }
-            let n = self.next_segment(out)?;
-            if n > 0 || self.state == State::Done {
+            if let Some(n) = self.next_segment(out)? {
+                // `n == 0` only for an empty final segment: end of stream.
                 return Ok(n);
             }
         }

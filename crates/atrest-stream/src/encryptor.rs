@@ -152,7 +152,10 @@ impl<W: Write> Encryptor<W> {
             if self.filled == capacity {
                 // More data follows a full buffer: the buffered segment is not the last.
                 self.seal_buffered().map_err(|e| (consumed, e))?;
-            } else if self.filled == 0 && data.len() > capacity {
+            } else if self.filled == 0
+                && data.len() > capacity
+                && self.cipher.layout.has_successor(self.index)
+            {
                 let (segment, rest) = data.split_at(capacity);
                 self.seal_direct(segment).map_err(|e| (consumed, e))?;
                 data = rest;

@@ -225,7 +225,23 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
         let (seg_start, ct_len) = self.cipher.layout.segment_span(&self.geometry, index);
         let mut scratch = Zeroizing::new(vec![0u8; ct_len]);
         self.fetch(seg_start, &mut scratch)?;
-        self.cipher.open_in_place(index, true, &mut scratch)?;
+        match self.cipher.open_in_place(index, true, &mut scratch) {
+            Ok(()) => {}
+            Err(Error::Authentication) if index > 0 => {
+                // Is the segment before it a final segment followed by junk? A sequential
+                // reader would say so; say the same.
+                let (at, len) = self.cipher.layout.segment_span(&self.geometry, index - 1);
+                let mut scratch = Zeroizing::new(vec![0u8; len]);
+                self.fetch(at, &mut scratch)?;
+                return Err(
+                    match self.cipher.open_in_place(index - 1, false, &mut scratch) {
+                        Ok(()) => Error::Authentication,
+                        Err(err) => err,
+                    },
+                );
+            }
+            Err(err) => return Err(err),
+        }
         self.final_verified.store(true, Ordering::Release);
         Ok(())
     }
