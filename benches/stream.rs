@@ -1,1 +1,295 @@
-fn main() {}
+//! Throughput of atrest STREAM against its ceiling, the raw provider AEAD.
+//!
+//! Every benchmark processes the same 16 MiB plaintext (or its ciphertext) and reports
+//! `Throughput::Bytes(16 MiB)`, so criterion prints plaintext bytes per second. There is one
+//! group per direction and segment size (`encrypt/4KiB`, `encrypt/64KiB`, `encrypt/1MiB`,
+//! `decrypt/...`); everything inside a group ran in the same process minutes apart, so read a
+//! group as **ratios to its `raw_aead` line**, never as absolute figures compared across runs
+//! (the machine is shared and noisy).
+//!
+//! `encrypt/<seg>`:
+//! - `raw_aead` — the ceiling: [`atrest_crypto::DEFAULT_PROVIDER`]'s AES-256-GCM sealing each
+//!   segment of one 16 MiB buffer in place, with STREAM's nonce scheme (64-bit big-endian
+//!   counter, last-segment flag), tags to a side buffer. No copies, no allocation.
+//! - `raw_aead_to` — the same AEAD sealing out of place (input slice → separate output), which
+//!   is what the writer does per full segment before it hands the sealed segment to `W`.
+//! - `stream_writer` — `Options::native(seg).encryptor(&mut out)` + one `write_all` +
+//!   `finish`, where `out` is a `Vec` reused (cleared) across iterations: the sealing plus the
+//!   copy of every sealed segment into the output, as a real user pays it.
+//! - `stream_writer_fresh_vec` — the same into `Vec::with_capacity(ct_len)` made per
+//!   iteration (adds the allocation and first-touch page faults of 16 MiB).
+//! - `stream_writer_sink` — the same into `std::io::sink()`: `stream_writer` minus the copy.
+//!   `stream_writer_sink − stream_writer` is what the output copy costs.
+//! - `seal_oneshot` — `Options::seal`, which returns a fresh `Vec` (allocation included).
+//!
+//! `decrypt/<seg>`:
+//! - `raw_aead` — the ceiling: opening each segment of a 16 MiB ciphertext buffer in place
+//!   (the buffer is restored from a pristine copy outside the timed region).
+//! - `raw_aead_to` — opening each segment out of place into a reused 16 MiB buffer, which is
+//!   exactly the AEAD work `stream_reader` does.
+//! - `stream_reader` — `Decryptor` over `&[u8]`, `read_exact` into a reused 16 MiB buffer
+//!   (then a final `read` that must return 0, i.e. the final segment authenticated).
+//! - `stream_reader_read_to_end` — the same with `read_to_end` into a reused, cleared `Vec`
+//!   with enough capacity: std's adaptive read sizes start below one segment.
+//! - `open_oneshot` — `Options::open`, which returns a fresh `Vec`.
+//! - `seekable_read` — `SeekableDecryptor` over a `Cursor`, `read_exact` from the start.
+//! - `seekable_read_at` — one `SeekableDecryptor::read_at(0, ..)` of the whole stream.
+//!
+//! The target: `stream_writer` and `stream_reader` at ≥ 0.95 × `raw_aead` in the
+//! `64KiB` groups. `PERF-NOTES.md` (shared) explains the glibc `rep movsb` trap that can make
+//! segment-sized copies the bottleneck; rerun with
+//! `GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304` to see whether a copy hurts.
+//!
+//! Run with `cargo bench --bench stream` (about four minutes on two cores; plots are off, the
+//! numbers are in `target/criterion/*/*/new/estimates.json`). Filter with e.g.
+//! `cargo bench --bench stream -- 64KiB`.
+
+use std::hint::black_box;
+use std::io::{Cursor, Read, Write};
+use std::time::{Duration, Instant};
+
+use atrest_crypto::{AeadKey, DEFAULT_PROVIDER, Key256, NONCE_LEN, Nonce, TAG_LEN, Tag};
+use atrest_stream::Options;
+use criterion::{
+    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+};
+
+/// Plaintext bytes processed per iteration.
+const INPUT_LEN: usize = 16 << 20;
+/// Segment sizes under test, with their labels.
+const SEGMENTS: [(u32, &str); 3] = [(4 << 10, "4KiB"), (64 << 10, "64KiB"), (1 << 20, "1MiB")];
+/// Associated data bound to every benchmarked stream.
+const AAD: &[u8] = b"tenant=bench;object=stream";
+
+fn data_key() -> Key256 {
+    Key256::from_bytes([0x42; 32])
+}
+
+/// Deterministic, incompressible-looking plaintext (AES does not care, but copies might).
+fn plaintext() -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut out = Vec::with_capacity(INPUT_LEN);
+    while out.len() < INPUT_LEN {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_be_bytes());
+    }
+    out
+}
+
+/// STREAM's native nonce: 64-bit big-endian segment counter, then the last-segment flag.
+fn nonce(index: usize, last: bool) -> Nonce {
+    let mut nonce = [0u8; NONCE_LEN];
+    nonce[..8].copy_from_slice(&(index as u64).to_be_bytes());
+    nonce[NONCE_LEN - 1] = u8::from(last);
+    Nonce::from_bytes(nonce)
+}
+
+/// Seals every `seg`-byte segment of `buf` in place, tags into `tags`.
+fn raw_seal_in_place(key: &dyn AeadKey, seg: usize, buf: &mut [u8], tags: &mut [Tag]) {
+    let count = buf.len().div_ceil(seg);
+    for (index, (chunk, tag)) in buf.chunks_mut(seg).zip(tags.iter_mut()).enumerate() {
+        *tag = key
+            .seal_in_place(&nonce(index, index + 1 == count), AAD, chunk)
+            .expect("a segment is far below the AES-GCM length limit");
+    }
+}
+
+fn stream_len(options: &Options, seg: usize) -> usize {
+    options.header_len() + INPUT_LEN + INPUT_LEN.div_ceil(seg) * TAG_LEN
+}
+
+fn configure(group: &mut BenchmarkGroup<'_, WallTime>) {
+    group
+        .throughput(Throughput::Bytes(INPUT_LEN as u64))
+        .sample_size(10)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+}
+
+fn encrypt(c: &mut Criterion) {
+    let input = plaintext();
+    let key = data_key();
+    let aead = DEFAULT_PROVIDER.aes256_gcm.key(&key);
+    for (seg_u32, label) in SEGMENTS {
+        let seg = seg_u32 as usize;
+        let options = Options::native(seg_u32).expect("segment size within the v1 limits");
+        let ct_len = stream_len(&options, seg);
+        let mut group = c.benchmark_group(format!("encrypt/{label}"));
+        configure(&mut group);
+
+        let mut buf = input.clone();
+        let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); INPUT_LEN.div_ceil(seg)];
+        group.bench_function("raw_aead", |b| {
+            b.iter(|| raw_seal_in_place(&*aead, seg, black_box(&mut buf), &mut tags));
+        });
+
+        let mut out = vec![0u8; INPUT_LEN];
+        group.bench_function("raw_aead_to", |b| {
+            b.iter(|| {
+                let count = INPUT_LEN.div_ceil(seg);
+                let pairs = input.chunks(seg).zip(out.chunks_mut(seg)).zip(&mut tags);
+                for (index, ((pt, ct), tag)) in pairs.enumerate() {
+                    *tag = aead
+                        .seal_to(&nonce(index, index + 1 == count), AAD, pt, ct)
+                        .expect("equal lengths, below the limit");
+                }
+                black_box(&out);
+            });
+        });
+        drop(out);
+
+        let mut out: Vec<u8> = Vec::with_capacity(ct_len);
+        group.bench_function("stream_writer", |b| {
+            b.iter(|| {
+                out.clear();
+                let mut writer = options
+                    .encryptor(&mut out, &key, AAD)
+                    .expect("header written to a Vec");
+                writer.write_all(black_box(&input)).expect("Vec grows");
+                writer.finish().expect("Vec accepts the final segment");
+                assert_eq!(out.len(), ct_len);
+            });
+        });
+        drop(out);
+
+        group.bench_function("stream_writer_fresh_vec", |b| {
+            b.iter(|| {
+                let mut writer = options
+                    .encryptor(Vec::with_capacity(ct_len), &key, AAD)
+                    .expect("header written to a Vec");
+                writer.write_all(black_box(&input)).expect("Vec grows");
+                writer.finish().expect("Vec accepts the final segment")
+            });
+        });
+
+        group.bench_function("stream_writer_sink", |b| {
+            b.iter(|| {
+                let mut writer = options
+                    .encryptor(std::io::sink(), &key, AAD)
+                    .expect("sink accepts the header");
+                writer.write_all(black_box(&input)).expect("sink accepts");
+                writer.finish().expect("sink accepts the final segment");
+            });
+        });
+
+        group.bench_function("seal_oneshot", |b| {
+            b.iter(|| {
+                options
+                    .seal(&key, AAD, black_box(&input))
+                    .expect("16 MiB is far below the stream limit")
+            });
+        });
+        group.finish();
+    }
+}
+
+fn decrypt(c: &mut Criterion) {
+    let input = plaintext();
+    let key = data_key();
+    let aead = DEFAULT_PROVIDER.aes256_gcm.key(&key);
+    for (seg_u32, label) in SEGMENTS {
+        let seg = seg_u32 as usize;
+        let count = INPUT_LEN.div_ceil(seg);
+        let options = Options::native(seg_u32).expect("segment size within the v1 limits");
+        let sealed = options.seal(&key, AAD, &input).expect("seal the fixture");
+        let mut group = c.benchmark_group(format!("decrypt/{label}"));
+        configure(&mut group);
+
+        let mut raw_ct = input.clone();
+        let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); count];
+        raw_seal_in_place(&*aead, seg, &mut raw_ct, &mut tags);
+        let mut buf = raw_ct.clone();
+        group.bench_function("raw_aead", |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    buf.copy_from_slice(&raw_ct);
+                    let start = Instant::now();
+                    for (index, (chunk, tag)) in buf.chunks_mut(seg).zip(&tags).enumerate() {
+                        aead.open_in_place(&nonce(index, index + 1 == count), AAD, chunk, tag)
+                            .expect("authentic segment");
+                    }
+                    black_box(&buf);
+                    elapsed += start.elapsed();
+                }
+                elapsed
+            });
+        });
+        drop(buf);
+
+        let mut out = vec![0u8; INPUT_LEN];
+        group.bench_function("raw_aead_to", |b| {
+            b.iter(|| {
+                let pairs = raw_ct.chunks(seg).zip(out.chunks_mut(seg)).zip(&tags);
+                for (index, ((ct, pt), tag)) in pairs.enumerate() {
+                    aead.open_to(&nonce(index, index + 1 == count), AAD, ct, tag, pt)
+                        .expect("authentic segment");
+                }
+                black_box(&out);
+            });
+        });
+
+        group.bench_function("stream_reader", |b| {
+            b.iter(|| {
+                let mut reader = options
+                    .decryptor(black_box(&sealed[..]), &key, AAD)
+                    .expect("valid header");
+                reader.read_exact(&mut out).expect("authentic stream");
+                let end = reader.read(&mut [0u8; 1]).expect("authentic final segment");
+                assert_eq!(end, 0);
+            });
+        });
+
+        let mut to_end: Vec<u8> = Vec::with_capacity(INPUT_LEN + seg);
+        group.bench_function("stream_reader_read_to_end", |b| {
+            b.iter(|| {
+                to_end.clear();
+                let mut reader = options
+                    .decryptor(black_box(&sealed[..]), &key, AAD)
+                    .expect("valid header");
+                reader.read_to_end(&mut to_end).expect("authentic stream");
+                assert_eq!(to_end.len(), INPUT_LEN);
+            });
+        });
+        drop(to_end);
+
+        group.bench_function("open_oneshot", |b| {
+            b.iter(|| {
+                options
+                    .open(&key, AAD, black_box(&sealed))
+                    .expect("authentic stream")
+            });
+        });
+
+        group.bench_function("seekable_read", |b| {
+            b.iter(|| {
+                let mut reader = options
+                    .seekable_decryptor(Cursor::new(black_box(&sealed[..])), &key, AAD)
+                    .expect("valid header");
+                reader.read_exact(&mut out).expect("authentic stream");
+            });
+        });
+
+        group.bench_function("seekable_read_at", |b| {
+            b.iter(|| {
+                let reader = options
+                    .seekable_decryptor(Cursor::new(black_box(&sealed[..])), &key, AAD)
+                    .expect("valid header");
+                let n = reader.read_at(0, &mut out).expect("authentic stream");
+                assert_eq!(n, INPUT_LEN);
+            });
+        });
+        assert!(out == input, "every reader must reproduce the plaintext");
+        group.finish();
+    }
+}
+
+criterion_group! {
+    name = benches;
+    // Plot rendering costs several seconds per benchmark, longer than the measurement itself.
+    config = Criterion::default().without_plots();
+    targets = encrypt, decrypt
+}
+criterion_main!(benches);

@@ -52,7 +52,11 @@ fn run(workdir: &Path) -> Result<()> {
     let started = Instant::now();
     let mut encryptor = Encryptor::new(BufWriter::new(File::create(&encrypted)?), &key, aad)?;
     io::copy(&mut BufReader::new(File::open(&input)?), &mut encryptor)?;
-    encryptor.finish()?.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    encryptor
+        .finish()?
+        .into_inner()
+        .map_err(|e| e.into_error())?
+        .sync_all()?;
     let encrypt_time = started.elapsed();
     let stored = std::fs::metadata(&encrypted)?.len();
 
@@ -73,7 +77,10 @@ fn run(workdir: &Path) -> Result<()> {
         stored - size
     );
     println!("encrypt    {:>9.1} MiB/s", mib_per_s(size, encrypt_time));
-    println!("decrypt    {:>9.1} MiB/s  (round trip verified byte for byte)", mib_per_s(size, decrypt_time));
+    println!(
+        "decrypt    {:>9.1} MiB/s  (round trip verified byte for byte)",
+        mib_per_s(size, decrypt_time)
+    );
 
     // 3. Serve a range, as for `Range: bytes=START-END`.
     let mut reader = SeekableDecryptor::new(File::open(&encrypted)?, &key, aad)?;
@@ -101,8 +108,14 @@ fn run(workdir: &Path) -> Result<()> {
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
     report("one flipped bit", atrest::stream::open(&key, aad, &flipped));
-    report("last 100 bytes cut off", atrest::stream::open(&key, aad, &bytes[..bytes.len() - 100]));
-    report("wrong associated data", atrest::stream::open(&key, b"tenant=evil", &bytes));
+    report(
+        "last 100 bytes cut off",
+        atrest::stream::open(&key, aad, &bytes[..bytes.len() - 100]),
+    );
+    report(
+        "wrong associated data",
+        atrest::stream::open(&key, b"tenant=evil", &bytes),
+    );
     Ok(())
 }
 
@@ -134,7 +147,10 @@ fn make_sample(path: &Path, len: usize) -> Result<PathBuf> {
 }
 
 fn same_contents(a: &Path, b: &Path) -> Result<bool> {
-    let (mut a, mut b) = (BufReader::new(File::open(a)?), BufReader::new(File::open(b)?));
+    let (mut a, mut b) = (
+        BufReader::new(File::open(a)?),
+        BufReader::new(File::open(b)?),
+    );
     let (mut x, mut y) = (vec![0u8; 1 << 16], vec![0u8; 1 << 16]);
     loop {
         let n = read_up_to(&mut a, &mut x)?;

@@ -23,6 +23,9 @@
 //! ```
 
 mod error;
+// INSECURE, fuzzing only: see the module docs. Never enabled by default.
+#[cfg(feature = "insecure-fuzzing")]
+pub mod insecure_fuzzing;
 mod key;
 mod provider;
 pub mod rustcrypto;

@@ -17,17 +17,20 @@ use crate::{Error, MisuseError, Options};
 /// `Read` errors are `io::Error`s of kind `InvalidData` wrapping [`Error`]
 /// (recover it with [`Error::from_io`]).
 ///
-/// Memory: one ciphertext segment, allocated when the header has been validated.
+/// Memory: one ciphertext segment, grown as ciphertext actually arrives (never straight to the
+/// size a header announces), plus one plaintext segment if the caller reads in pieces smaller
+/// than a segment.
 pub struct Decryptor<R: Read> {
     inner: R,
     cipher: SegmentCipher,
-    /// One ciphertext segment plus one byte of lookahead. Holds plaintext after an in-place
-    /// open, so it is zeroized on drop.
+    /// One ciphertext segment plus one byte of lookahead (grown as data arrives).
     buf: Zeroizing<Vec<u8>>,
     /// Byte read past the current segment (proof that another segment follows).
     lookahead: Option<u8>,
     index: u64,
-    /// Decrypted plaintext waiting in `buf[pending.0..pending.1]`.
+    /// Plaintext of the current segment when the caller reads less than a segment at a time.
+    plain: Zeroizing<Vec<u8>>,
+    /// Decrypted plaintext waiting in `plain[pending.0..pending.1]`.
     pending: (usize, usize),
     state: State,
 }
@@ -68,6 +71,9 @@ impl Sticky {
     }
 }
 
+/// First allocation of the segment buffer; it grows to one segment as data arrives.
+const INITIAL_BUFFER: usize = 64 << 10;
+
 impl<R: Read> Decryptor<R> {
     /// Reads and validates the header of an atrest STREAM v1 stream.
     ///
@@ -97,6 +103,7 @@ impl<R: Read> Decryptor<R> {
             inner,
             cipher,
             buf: Zeroizing::new(Vec::new()),
+            plain: Zeroizing::new(Vec::new()),
             lookahead: None,
             index: 0,
             pending: (0, 0),
@@ -119,17 +126,29 @@ impl<R: Read> Decryptor<R> {
     /// the final segment (nothing follows it).
     fn fill(&mut self) -> Result<(usize, bool), Error> {
         let full = self.cipher.layout.segment_pt_len(self.index) + TAG_LEN;
+        let want = full + 1;
         if self.buf.is_empty() {
-            // Zeroed allocation: pages are only touched as ciphertext arrives, so a header
-            // announcing large segments costs little memory for a short stream.
-            *self.buf = vec![0u8; self.cipher.layout.max_segment_pt_len() + TAG_LEN + 1];
+            *self.buf = vec![0u8; want.min(INITIAL_BUFFER)];
         }
         let mut have = 0;
         if let Some(byte) = self.lookahead.take() {
             self.buf[0] = byte;
             have = 1;
         }
-        have += read_full(&mut self.inner, &mut self.buf[have..=full])?;
+        loop {
+            let end = want.min(self.buf.len());
+            have += read_full(&mut self.inner, &mut self.buf[have..end])?;
+            if have < end || end == want {
+                break;
+            }
+            // The buffer grows with the data actually received (at most doubling), never
+            // straight to the segment size a header announced: a short stream that claims
+            // 16 MiB segments costs memory in proportion to its length.
+            let grown = (self.buf.len() * 2).min(want);
+            let mut bigger = vec![0u8; grown];
+            bigger[..have].copy_from_slice(&self.buf[..have]);
+            self.buf = Zeroizing::new(bigger);
+        }
         if have == full + 1 {
             self.lookahead = Some(self.buf[full]);
             Ok((full, false))
@@ -151,8 +170,14 @@ impl<R: Read> Decryptor<R> {
             self.cipher
                 .open_to(index, last, &self.buf[..len], &mut out[..pt_len])?;
         } else {
+            // The caller reads in small pieces: decrypt into our own plaintext buffer. The
+            // ciphertext stays intact in `buf`, whichever provider is in use.
+            if self.plain.len() < pt_len {
+                // Replacing (not resizing) zeroizes the old buffer as it drops.
+                self.plain = Zeroizing::new(vec![0u8; pt_len]);
+            }
             self.cipher
-                .open_in_place(index, last, &mut self.buf[..len])?;
+                .open_to(index, last, &self.buf[..len], &mut self.plain[..pt_len])?;
             self.pending = (0, pt_len);
         }
         if last {
@@ -170,8 +195,8 @@ impl<R: Read> Decryptor<R> {
             let (start, end) = self.pending;
             if start < end {
                 let n = (end - start).min(out.len());
-                out[..n].copy_from_slice(&self.buf[start..start + n]);
-                self.buf[start..start + n].zeroize();
+                out[..n].copy_from_slice(&self.plain[start..start + n]);
+                self.plain[start..start + n].zeroize();
                 self.pending.0 += n;
                 return Ok(n);
             }

@@ -283,7 +283,13 @@ impl Layout {
             segments,
             // At most one full segment, which came from a `usize`.
             final_ct_len: usize::try_from(final_ct).map_err(|_| Error::Authentication)?,
-            plaintext_len: body.saturating_sub(segments * TAG),
+            // With a bad tail, the tail holds no plaintext: the length is what precedes it,
+            // so random-access readers never reach into it before the end-of-stream check.
+            plaintext_len: if final_ct < TAG {
+                (body - final_ct).saturating_sub((segments - 1) * TAG)
+            } else {
+                body - segments * TAG
+            },
             ciphertext_len,
         })
     }
@@ -494,30 +500,6 @@ impl SegmentCipher {
             .map_err(Error::Crypto)?;
         tag.copy_from_slice(t.as_bytes());
         Ok(())
-    }
-
-    /// Opens segment `index` (ciphertext and tag) in place; plaintext is
-    /// `segment[..len - 16]` on success. On failure the data error is classified (see
-    /// [`SegmentCipher::classify_failure`]) and `segment` still holds ciphertext.
-    pub(crate) fn open_in_place(
-        &self,
-        index: u64,
-        last: bool,
-        segment: &mut [u8],
-    ) -> Result<(), Error> {
-        let split = segment.len().checked_sub(TAG_LEN).ok_or(Error::Truncated)?;
-        let (body, tag) = segment.split_at_mut(split);
-        let tag = tag_of(tag);
-        match self
-            .key
-            .open_in_place(&self.layout.nonce(index, last), &[], body, &tag)
-        {
-            Ok(()) => Ok(()),
-            Err(atrest_crypto::Error::Authentication) => {
-                Err(self.classify_failure(index, last, segment))
-            }
-            Err(other) => Err(Error::Crypto(other)),
-        }
     }
 
     /// Opens segment `index` into `out` (`segment.len() - 16` bytes). Nothing is written to

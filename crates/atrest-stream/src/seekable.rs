@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use atrest_crypto::Key256;
+use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::Zeroizing;
 
 use crate::decryptor::read_full;
@@ -54,6 +54,8 @@ pub struct SeekableDecryptor<R: Read + Seek> {
     pos: u64,
     /// The most recently decrypted segment, for `Read` (plaintext: zeroized on drop).
     cache: Zeroizing<Vec<u8>>,
+    /// Ciphertext of the segment being opened, reused between reads.
+    ciphertext: Vec<u8>,
     cached: Option<(u64, usize)>,
     final_verified: AtomicBool,
 }
@@ -86,29 +88,17 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
         let end = inner.seek(SeekFrom::End(0))?;
         let geometry = layout.geometry(end.checked_sub(start).ok_or(Error::Truncated)?)?;
         let cipher = SegmentCipher::new(layout, options, key, aad)?;
-        let this = Self {
+        Ok(Self {
             inner: Mutex::new(inner),
             cipher,
             geometry,
             start,
             pos: 0,
             cache: Zeroizing::new(Vec::new()),
+            ciphertext: Vec::new(),
             cached: None,
             final_verified: AtomicBool::new(false),
-        };
-        if this.geometry.bad_tail() {
-            // The stored length ends inside a tag. Report what a sequential reader would: the
-            // segment before decides between trailing data and truncation.
-            if this.geometry.segments > 1 {
-                let index = this.geometry.segments - 2;
-                let (at, len) = this.cipher.layout.segment_span(&this.geometry, index);
-                let mut scratch = Zeroizing::new(vec![0u8; len]);
-                this.fetch(at, &mut scratch)?;
-                this.cipher.open_in_place(index, false, &mut scratch)?;
-            }
-            return Err(Error::Truncated);
-        }
-        Ok(this)
+        })
     }
 
     /// The stream's layout (format, header, segment size).
@@ -168,37 +158,53 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
             return Ok(0);
         }
         let mut done = 0;
-        let mut scratch = Zeroizing::new(Vec::new());
+        let mut ciphertext = Vec::new();
+        let mut plain = Zeroizing::new(Vec::new());
         let mut offset = offset;
         while done < out.len() && offset < len {
             let (index, within) = self.cipher.layout.locate(offset);
-            let (seg_start, ct_len) = self.cipher.layout.segment_span(&self.geometry, index);
-            if scratch.len() < ct_len {
-                scratch.resize(ct_len, 0);
-            }
-            self.fetch(seg_start, &mut scratch[..ct_len])?;
-            let last = index + 1 == self.geometry.segments;
-            let pt_len = ct_len - atrest_crypto::TAG_LEN;
+            let pt_len = self.segment_pt_len(index)?;
             let want = (pt_len - within).min(out.len() - done);
             if within == 0 && want == pt_len {
-                self.cipher.open_to(
-                    index,
-                    last,
-                    &scratch[..ct_len],
-                    &mut out[done..done + want],
-                )?;
+                // The whole segment is wanted: decrypt straight into the caller's buffer.
+                self.open_segment(index, &mut ciphertext, &mut out[done..done + want])?;
             } else {
-                self.cipher
-                    .open_in_place(index, last, &mut scratch[..ct_len])?;
-                out[done..done + want].copy_from_slice(&scratch[within..within + want]);
-            }
-            if last {
-                self.final_verified.store(true, Ordering::Release);
+                ensure_len(&mut plain, pt_len);
+                self.open_segment(index, &mut ciphertext, &mut plain[..pt_len])?;
+                out[done..done + want].copy_from_slice(&plain[within..within + want]);
             }
             done += want;
             offset += want as u64;
         }
         Ok(done)
+    }
+
+    /// Plaintext length of segment `index` (which must exist).
+    fn segment_pt_len(&self, index: u64) -> Result<usize, Error> {
+        let (_, ct_len) = self.cipher.layout.segment_span(&self.geometry, index);
+        ct_len.checked_sub(TAG_LEN).ok_or(Error::Truncated)
+    }
+
+    /// Fetches segment `index` into `ciphertext` and decrypts it into `out` (exactly its
+    /// plaintext length). `out` is written only if the segment authenticates.
+    fn open_segment(
+        &self,
+        index: u64,
+        ciphertext: &mut Vec<u8>,
+        out: &mut [u8],
+    ) -> Result<(), Error> {
+        let (at, ct_len) = self.cipher.layout.segment_span(&self.geometry, index);
+        if ciphertext.len() < ct_len {
+            ciphertext.resize(ct_len, 0);
+        }
+        self.fetch(at, &mut ciphertext[..ct_len])?;
+        let last = index + 1 == self.geometry.segments;
+        self.cipher
+            .open_to(index, last, &ciphertext[..ct_len], out)?;
+        if last {
+            self.final_verified.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// Reads `buf.len()` ciphertext bytes at stream offset `at`.
@@ -222,57 +228,33 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
             return Ok(());
         }
         let index = self.geometry.segments - 1;
-        let (seg_start, ct_len) = self.cipher.layout.segment_span(&self.geometry, index);
-        let mut scratch = Zeroizing::new(vec![0u8; ct_len]);
-        self.fetch(seg_start, &mut scratch)?;
-        match self.cipher.open_in_place(index, true, &mut scratch) {
-            Ok(()) => {}
+        let mut ciphertext = Vec::new();
+        let mut plain = Zeroizing::new(Vec::new());
+        if self.geometry.bad_tail() {
+            // The stored end lies inside a tag. As a sequential reader would: the segment
+            // before it decides between trailing data (it is a final segment) and truncation
+            // (it is an authentic non-final one).
+            if index > 0 {
+                ensure_len(&mut plain, self.segment_pt_len(index - 1)?);
+                self.open_segment(index - 1, &mut ciphertext, &mut plain)?;
+            }
+            return Err(Error::Truncated);
+        }
+        ensure_len(&mut plain, self.segment_pt_len(index)?);
+        match self.open_segment(index, &mut ciphertext, &mut plain) {
             Err(Error::Authentication) if index > 0 => {
                 // Is the segment before it a final segment followed by junk? A sequential
                 // reader would say so; say the same.
-                let (at, len) = self.cipher.layout.segment_span(&self.geometry, index - 1);
-                let mut scratch = Zeroizing::new(vec![0u8; len]);
-                self.fetch(at, &mut scratch)?;
-                return Err(
-                    match self.cipher.open_in_place(index - 1, false, &mut scratch) {
+                let mut before = Zeroizing::new(vec![0u8; self.segment_pt_len(index - 1)?]);
+                Err(
+                    match self.open_segment(index - 1, &mut ciphertext, &mut before) {
                         Ok(()) => Error::Authentication,
                         Err(err) => err,
                     },
-                );
+                )
             }
-            Err(err) => return Err(err),
+            other => other,
         }
-        self.final_verified.store(true, Ordering::Release);
-        Ok(())
-    }
-
-    /// Makes segment `index` the cached one; returns its plaintext length.
-    fn load(&mut self, index: u64) -> Result<usize, Error> {
-        if let Some((cached, len)) = self.cached
-            && cached == index
-        {
-            return Ok(len);
-        }
-        self.cached = None;
-        let (seg_start, ct_len) = self.cipher.layout.segment_span(&self.geometry, index);
-        if self.cache.len() < ct_len {
-            self.cache.resize(ct_len, 0);
-        }
-        let mut cache = std::mem::take(&mut self.cache);
-        let result = self.fetch(seg_start, &mut cache[..ct_len]).and_then(|()| {
-            let last = index + 1 == self.geometry.segments;
-            self.cipher
-                .open_in_place(index, last, &mut cache[..ct_len])?;
-            if last {
-                self.final_verified.store(true, Ordering::Release);
-            }
-            Ok(())
-        });
-        self.cache = cache;
-        result?;
-        let pt_len = ct_len - atrest_crypto::TAG_LEN;
-        self.cached = Some((index, pt_len));
-        Ok(pt_len)
     }
 
     fn read_inner(&mut self, out: &mut [u8]) -> Result<usize, Error> {
@@ -284,11 +266,34 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
             return Ok(0);
         }
         let (index, within) = self.cipher.layout.locate(self.pos);
-        let pt_len = self.load(index)?;
+        let pt_len = match self.cached {
+            Some((cached, len)) if cached == index => len,
+            _ => {
+                self.cached = None;
+                let pt_len = self.segment_pt_len(index)?;
+                let mut cache = std::mem::take(&mut self.cache);
+                ensure_len(&mut cache, pt_len);
+                let mut ciphertext = std::mem::take(&mut self.ciphertext);
+                let opened = self.open_segment(index, &mut ciphertext, &mut cache[..pt_len]);
+                self.cache = cache;
+                self.ciphertext = ciphertext;
+                opened?;
+                self.cached = Some((index, pt_len));
+                pt_len
+            }
+        };
         let n = (pt_len - within).min(out.len());
         out[..n].copy_from_slice(&self.cache[within..within + n]);
         self.pos += n as u64;
         Ok(n)
+    }
+}
+
+/// Makes `buf` at least `len` bytes, replacing (and so zeroizing) a smaller one rather than
+/// reallocating, which would free plaintext without wiping it.
+fn ensure_len(buf: &mut Zeroizing<Vec<u8>>, len: usize) {
+    if buf.len() < len {
+        *buf = Zeroizing::new(vec![0u8; len]);
     }
 }
 

@@ -1,0 +1,8 @@
+//! Stored password hashes (Argon2/scrypt/PBKDF2 PHC, passlib, Django, bcrypt) from untrusted
+//! bytes: never panic, never allocate or compute in proportion to hostile parameters. The
+//! logic lives in `atrest_password::fuzzing`, which plain `cargo test` also runs.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    atrest_password::fuzzing::parse_and_verify(data);
+});

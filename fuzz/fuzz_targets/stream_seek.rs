@@ -1,0 +1,12 @@
+//! SeekableDecryptor against a Cursor model: seek, read, read_at, ciphertext_range.
+//! Logic and docs: `atrest_fuzz::stream_seek_model`.
+#![no_main]
+
+use std::alloc::System;
+
+#[global_allocator]
+static ALLOCATOR: cap::Cap<System> = cap::Cap::new(System, atrest_fuzz::FUZZ_ALLOC_LIMIT);
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    atrest_fuzz::stream_seek_model(data);
+});
