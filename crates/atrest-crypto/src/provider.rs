@@ -100,8 +100,9 @@ pub trait AeadKey: Send + Sync {
     /// Verifies `tag` over `buf` and only then decrypts it in place.
     ///
     /// # Errors
-    /// [`Error::Authentication`] if the tag does not verify; `buf` then still holds the
-    /// ciphertext, never unauthenticated plaintext.
+    /// [`Error::Authentication`] if the tag does not verify; `buf` then holds no plaintext:
+    /// either the untouched ciphertext (providers that verify before decrypting, such as
+    /// RustCrypto) or zeros (providers that decrypt and verify in one pass, such as ring).
     fn open_in_place(
         &self,
         nonce: &Nonce,
@@ -113,8 +114,8 @@ pub trait AeadKey: Send + Sync {
     /// Verifies `tag` over `ciphertext` and only then decrypts it into `out` (same length).
     ///
     /// # Errors
-    /// [`Error::Authentication`] if the tag does not verify (nothing is written to `out`),
-    /// [`Error::BufferLength`] if the lengths differ.
+    /// [`Error::Authentication`] if the tag does not verify (`out` then holds no plaintext:
+    /// it is left as it was or zeroed), [`Error::BufferLength`] if the lengths differ.
     fn open_to(
         &self,
         nonce: &Nonce,

@@ -37,27 +37,30 @@ impl Options {
         let total = layout.ciphertext_len(plaintext.len() as u64)?;
         let total = usize::try_from(total).map_err(|_| crate::MisuseError::StreamTooLong)?;
         let cipher = SegmentCipher::new(layout, self, key, aad)?;
-        let mut out = vec![0u8; total];
-        let header_len = cipher.layout.header().len();
-        out[..header_len].copy_from_slice(cipher.layout.header());
+        // Built by appending, not zero-filled up front: a zero-fill is one more pass over the
+        // whole output, and it leaves the output cold by the time it is sealed. Appending a
+        // segment's plaintext and sealing it in place keeps that segment in cache throughout.
+        let mut out = Vec::with_capacity(total);
+        out.extend_from_slice(cipher.layout.header());
 
         let mut rest = plaintext;
-        let mut at = header_len;
         let mut index = 0u64;
         loop {
             let capacity = cipher.layout.segment_pt_len(index);
             let last = rest.len() <= capacity;
             let take = rest.len().min(capacity);
             let (segment, tail) = rest.split_at(take);
-            cipher.seal_to(index, last, segment, &mut out[at..at + take + TAG_LEN])?;
-            at += take + TAG_LEN;
+            let at = out.len();
+            out.extend_from_slice(segment);
+            out.extend_from_slice(&[0; TAG_LEN]);
+            cipher.seal_in_place(index, last, &mut out[at..])?;
             rest = tail;
             if last {
                 break;
             }
             index += 1;
         }
-        debug_assert_eq!(at, out.len());
+        debug_assert_eq!(out.len(), total);
         Ok(out)
     }
 

@@ -26,10 +26,11 @@ proptest! {
     #[test]
     fn seek_then_read_equals_slice(
         which in 0usize..4,
+        provider in 0usize..PROVIDERS.len(),
         len in 0usize..30_000,
         ops in proptest::collection::vec((any::<prop::sample::Index>(), 0usize..9000), 1..12),
     ) {
-        let options = small_segment_options(PROVIDERS[0]).swap_remove(which);
+        let options = small_segment_options(PROVIDERS[provider]).swap_remove(which);
         let plaintext = pattern(len);
         let ct = options.seal(&key(1), b"s", &plaintext).expect("seal");
         let mut reader = options.seekable_decryptor(Cursor::new(&ct), &key(1), b"s").expect("open");
@@ -55,7 +56,7 @@ proptest! {
 
 #[test]
 fn seek_relative_and_from_end() {
-    for options in small_segment_options(PROVIDERS[0]) {
+    for options in PROVIDERS.iter().flat_map(|p| small_segment_options(p)) {
         let plaintext = pattern(12_345);
         let ct = options.seal(&key(2), b"", &plaintext).expect("seal");
         let mut r = options
@@ -86,7 +87,7 @@ fn seek_relative_and_from_end() {
 /// seekable reader must catch it before trusting that length.
 #[test]
 fn truncation_at_boundary_caught_before_trusting_length() {
-    for options in small_segment_options(PROVIDERS[0]) {
+    for options in PROVIDERS.iter().flat_map(|p| small_segment_options(p)) {
         let (first, rest) = segment_sizes(&options);
         let ct = options
             .seal(&key(3), b"", &pattern(first + 2 * rest))
@@ -185,11 +186,12 @@ proptest! {
     #[test]
     fn ciphertext_range_is_sufficient_and_minimal(
         which in 0usize..4,
+        provider in 0usize..PROVIDERS.len(),
         len in 1usize..40_000,
         a in any::<prop::sample::Index>(),
         b in any::<prop::sample::Index>(),
     ) {
-        let options = small_segment_options(PROVIDERS[0]).swap_remove(which);
+        let options = small_segment_options(PROVIDERS[provider]).swap_remove(which);
         let plaintext = pattern(len);
         let ct = options.seal(&key(5), b"", &plaintext).expect("seal");
         let (x, y) = (a.index(len), b.index(len));

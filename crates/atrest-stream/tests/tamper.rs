@@ -99,8 +99,8 @@ proptest! {
 
     /// Any flipped bit of a multi-segment stream, both formats.
     #[test]
-    fn any_bit_flip(which in 0usize..4, len in 0usize..20_000, at in any::<prop::sample::Index>(), bit in 0u8..8) {
-        let options = small_segment_options(PROVIDERS[0]).swap_remove(which);
+    fn any_bit_flip(provider in 0usize..PROVIDERS.len(), which in 0usize..4, len in 0usize..20_000, at in any::<prop::sample::Index>(), bit in 0u8..8) {
+        let options = small_segment_options(PROVIDERS[provider]).swap_remove(which);
         let ct = options.seal(&key(6), b"aad", &pattern(len)).expect("seal");
         let pos = at.index(ct.len());
         let expected = Err(expected_flip(&options, &ct, pos, bit));

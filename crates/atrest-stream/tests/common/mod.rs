@@ -15,7 +15,8 @@ use atrest_crypto::CryptoProvider;
 use atrest_stream::{Error, HeaderError, Key256, MisuseError, Options};
 
 /// Every provider the suite runs against.
-pub(crate) const PROVIDERS: &[&CryptoProvider] = &[&atrest_crypto::rustcrypto::PROVIDER];
+pub(crate) const PROVIDERS: &[&CryptoProvider] =
+    &[&atrest_crypto::rustcrypto::PROVIDER, &atrest_ring::PROVIDER];
 
 /// A comparable summary of [`Error`].
 #[derive(Debug, Clone, PartialEq, Eq)]
