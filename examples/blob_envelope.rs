@@ -12,117 +12,38 @@
 //! 4. rotate the tenant's KEK and rewrap: only header bytes change, the body is identical;
 //! 5. show that a wrong context, a destroyed KEK version and a modified header are refused.
 //!
-//! The keyring here is `DemoKeyring`, a few lines over the local key-wrap algorithm
-//! ([`atrest::envelope::local`]) that keeps KEKs in memory. In a service it is
-//! `atrest-keyring`'s keyring or a KMS client: anything implementing
-//! [`atrest::envelope::KeyWrapper`].
+//! The keyring is `atrest-keyring`'s: KEKs sealed in a keyring file under a root key (here a
+//! generated key file with 0600 permissions; a passphrase or the `ATREST_ROOT_KEY` environment
+//! variable work the same way). In a larger deployment a KMS client takes its place: anything
+//! implementing [`atrest::envelope::KeyWrapper`].
 
-use std::collections::HashMap;
 use std::io::{Cursor, Seek, SeekFrom};
-use std::sync::Mutex;
+use std::time::Duration;
 
-use atrest::crypto::{DEFAULT_PROVIDER, Key256};
-use atrest::envelope::{
-    Context, Error, Header, KeyId, KeyUnavailable, KeyWrapper, Opener, Options, RewrapPlan,
-    UnwrapError, WrapError, WrappedKey, local, rewrap_attached,
-};
+use atrest::crypto::DEFAULT_PROVIDER;
+use atrest::envelope::{Context, Error, Header, KeyId, Opener, Options, RewrapPlan, rewrap_attached};
+use atrest::keyring::{KeyFileRoot, Keyring, Timestamp};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;
 
-/// In-memory KEKs: per key name, versions 1..=n (the newest is the primary); destroyed
-/// versions have no material.
-#[derive(Default)]
-struct DemoKeyring {
-    keys: Mutex<HashMap<KeyId, Vec<Option<Key256>>>>,
-}
-
-impl DemoKeyring {
-    /// Adds a new primary version with a random KEK; returns its number.
-    fn rotate(&self, key: &KeyId) -> Result<u32> {
-        let mut keys = self.keys.lock().map_err(|_| "poisoned")?;
-        let versions = keys.entry(key.clone()).or_default();
-        versions.push(Some(Key256::generate(DEFAULT_PROVIDER)?));
-        Ok(u32::try_from(versions.len())?)
-    }
-
-    /// Crypto-shreds a version: its material is dropped (and zeroized).
-    fn destroy(&self, key: &KeyId, version: u32) -> Result<()> {
-        let mut keys = self.keys.lock().map_err(|_| "poisoned")?;
-        let index = usize::try_from(version)? - 1;
-        if let Some(slot) = keys.get_mut(key).and_then(|v| v.get_mut(index)) {
-            *slot = None;
-        }
-        Ok(())
-    }
-}
-
-impl KeyWrapper for DemoKeyring {
-    fn wrap(
-        &self,
-        key_id: &KeyId,
-        data_key: &Key256,
-        aad: &[u8],
-    ) -> std::result::Result<WrappedKey, WrapError> {
-        let keys = self
-            .keys
-            .lock()
-            .map_err(|_| WrapError::Backend("poisoned".into()))?;
-        let versions = keys
-            .get(key_id)
-            .ok_or_else(|| WrapError::KeyNotFound(key_id.clone()))?;
-        let version = u32::try_from(versions.len()).map_err(|e| WrapError::Backend(e.into()))?;
-        let kek = versions
-            .last()
-            .and_then(Option::as_ref)
-            .ok_or(WrapError::Unavailable {
-                key_id: key_id.clone(),
-                version,
-                reason: KeyUnavailable::Destroyed,
-            })?;
-        let ciphertext = local::wrap(DEFAULT_PROVIDER, kek, key_id, version, data_key, aad)?;
-        Ok(WrappedKey {
-            key_id: key_id.clone(),
-            version,
-            ciphertext,
-        })
-    }
-
-    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> std::result::Result<Key256, UnwrapError> {
-        let keys = self
-            .keys
-            .lock()
-            .map_err(|_| UnwrapError::Backend("poisoned".into()))?;
-        let versions = keys
-            .get(&wrapped.key_id)
-            .ok_or_else(|| UnwrapError::KeyNotFound(wrapped.key_id.clone()))?;
-        let slot = usize::try_from(wrapped.version)
-            .ok()
-            .and_then(|v| v.checked_sub(1))
-            .and_then(|i| versions.get(i))
-            .ok_or_else(|| UnwrapError::VersionNotFound {
-                key_id: wrapped.key_id.clone(),
-                version: wrapped.version,
-            })?;
-        let kek = slot.as_ref().ok_or_else(|| UnwrapError::Unavailable {
-            key_id: wrapped.key_id.clone(),
-            version: wrapped.version,
-            reason: KeyUnavailable::Destroyed,
-        })?;
-        local::unwrap(
-            DEFAULT_PROVIDER,
-            kek,
-            &wrapped.key_id,
-            wrapped.version,
-            &wrapped.ciphertext,
-            aad,
-        )
-    }
-}
-
 fn main() -> Result<()> {
-    let keyring = DemoKeyring::default();
+    let dir = std::env::temp_dir().join(format!("atrest-blob-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let result = run(&dir);
+    std::fs::remove_dir_all(&dir)?;
+    result
+}
+
+fn run(dir: &std::path::Path) -> Result<()> {
+    // The keyring: one key per tenant, sealed in a file under a root key.
+    let root = KeyFileRoot::generate(dir.join("root.key"), DEFAULT_PROVIDER)?;
+    let keyring_path = dir.join("keyring.atrest");
+    let now = Timestamp::now();
     let tenant = KeyId::new("tenant-acme")?;
-    keyring.rotate(&tenant)?;
+    let mut keyring = Keyring::new();
+    keyring.create_key(&tenant, now)?;
+    keyring.save(&keyring_path, &root)?;
+    let mut keyring = Keyring::load(&keyring_path, &root)?;
     // What the blob belongs to: bound to it, stored in clear in the header.
     let context = Context::new()
         .with("tenant", "acme")?
@@ -173,7 +94,8 @@ fn main() -> Result<()> {
     assert_eq!(slice, upload[500_000..500_100]);
 
     // 4. Rotate the KEK, rewrap: a new header, the very same body bytes.
-    keyring.rotate(&tenant)?;
+    keyring.rotate(&tenant, now)?;
+    keyring.save(&keyring_path, &root)?;
     let mut rewrapped = Vec::new();
     rewrap_attached(&object[..], &mut rewrapped, &keyring, &RewrapPlan::Rotate)?;
     let (new_header, new_body) = Header::split_attached(&rewrapped)?;
@@ -192,7 +114,11 @@ fn main() -> Result<()> {
     assert!(matches!(wrong_context, Err(Error::Authentication)));
     println!("wrong context: {}", wrong_context.err().ok_or("accepted")?);
 
-    keyring.destroy(&tenant, 1)?;
+    // Crypto-shred version 1: schedule its destruction (restorable during the window), then
+    // let the window pass.
+    keyring.schedule_destruction(&tenant, 1, now, Duration::from_secs(3600))?;
+    keyring.destroy_due(now.saturating_add(Duration::from_secs(3601)));
+    keyring.save(&keyring_path, &root)?;
     let shredded = atrest::decrypt_blob(&object[..], std::io::sink(), &keyring, &context);
     println!(
         "old header after v1 destroyed: {}",

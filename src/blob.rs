@@ -3,9 +3,12 @@
 //!
 //! ```
 //! use atrest::envelope::{Context, KeyId};
-//! # let keyring = atrest::envelope::fuzzing::TestWrapper::new();
-//! # keyring.rotate(&KeyId::new("tenant-acme")?);
-//! // `keyring`: anything that implements `atrest::envelope::KeyWrapper`.
+//! use atrest::keyring::{Keyring, Timestamp};
+//!
+//! // A keyring (or any KMS client implementing `atrest::envelope::KeyWrapper`), with one key
+//! // per tenant. Persist it with `Keyring::save` under a root key.
+//! let mut keyring = Keyring::new();
+//! keyring.create_key(&KeyId::new("tenant-acme")?, Timestamp::now())?;
 //! let context = Context::new().with("tenant", "acme")?.with("attachment", "7f3a")?;
 //!
 //! // Attached: one object holds header and body.

@@ -25,7 +25,7 @@ pub enum Error {
     /// failures (see docs/FORMAT.md, "Choosing a wrapped key"): a backend failure, then an
     /// unavailable version (retired, disabled, destroyed, ...), then a wrapped key that did
     /// not authenticate, then a missing version, then an unknown key.
-    #[error("cannot unwrap the data key (key {key_id:?} version {version}): {source}")]
+    #[error("cannot unwrap the data key (key '{key_id}' version {version}): {source}")]
     Unwrap {
         /// The key named by the wrapped key whose error is reported.
         key_id: KeyId,
@@ -175,7 +175,7 @@ pub enum MisuseError {
     #[error("at least one key id is needed to wrap the data key")]
     NoKeyIds,
     /// The same key id given twice.
-    #[error("key id {0:?} given twice")]
+    #[error("key id '{0}' given twice")]
     DuplicateKeyId(KeyId),
     /// A rewrap would leave more than [`crate::MAX_WRAPPED_KEYS`] wrapped keys.
     #[error("a header holds at most {max} wrapped keys")]
@@ -187,7 +187,7 @@ pub enum MisuseError {
     #[error("refusing to remove the last wrapped key")]
     LastWrappedKey,
     /// A rewrap asked to remove a wrapped key the header does not hold.
-    #[error("the header holds no wrapped key for {0:?}")]
+    #[error("the header holds no wrapped key for '{0}'")]
     NoSuchWrappedKey(KeyId),
 }
 

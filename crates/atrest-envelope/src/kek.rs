@@ -81,10 +81,10 @@ pub enum WrapError {
     #[error("key id must be 1..=255 bytes")]
     InvalidKeyId,
     /// No key of that name.
-    #[error("no key named {0:?}")]
+    #[error("no key named '{0}'")]
     KeyNotFound(KeyId),
     /// The key has no version that may encrypt.
-    #[error("key {key_id:?} version {version} cannot encrypt: {reason}")]
+    #[error("key '{key_id}' version {version} cannot encrypt: {reason}")]
     Unavailable {
         /// The key.
         key_id: KeyId,
@@ -106,10 +106,10 @@ pub enum WrapError {
 #[non_exhaustive]
 pub enum UnwrapError {
     /// No key of that name.
-    #[error("no key named {0:?}")]
+    #[error("no key named '{0}'")]
     KeyNotFound(KeyId),
     /// The key exists but not that version.
-    #[error("key {key_id:?} has no version {version}")]
+    #[error("key '{key_id}' has no version {version}")]
     VersionNotFound {
         /// The key.
         key_id: KeyId,
@@ -117,7 +117,7 @@ pub enum UnwrapError {
         version: u32,
     },
     /// The version exists but may not decrypt now (retired, disabled, destroyed, ...).
-    #[error("key {key_id:?} version {version} cannot decrypt: {reason}")]
+    #[error("key '{key_id}' version {version} cannot decrypt: {reason}")]
     Unavailable {
         /// The key.
         key_id: KeyId,

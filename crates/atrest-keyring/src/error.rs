@@ -15,13 +15,13 @@ use crate::{Operation, Timestamp, VersionState};
 #[non_exhaustive]
 pub enum Error {
     /// No key of that name.
-    #[error("no key named {0:?}")]
+    #[error("no key named '{0}'")]
     KeyNotFound(KeyId),
     /// `create_key` with a name that is already taken.
-    #[error("a key named {0:?} already exists")]
+    #[error("a key named '{0}' already exists")]
     KeyExists(KeyId),
     /// The key exists but not that version.
-    #[error("key {key_id:?} has no version {version}")]
+    #[error("key '{key_id}' has no version {version}")]
     VersionNotFound {
         /// The key.
         key_id: KeyId,
@@ -30,7 +30,7 @@ pub enum Error {
     },
     /// The operation does not apply to a version in this state (e.g. enabling a destroyed
     /// version, restoring one that is not scheduled for destruction).
-    #[error("cannot {operation} key {key_id:?} version {version}: it is {state}")]
+    #[error("cannot {operation} key '{key_id}' version {version}: it is {state}")]
     InvalidTransition {
         /// The key.
         key_id: KeyId,
@@ -44,7 +44,7 @@ pub enum Error {
     /// The operation would leave the key without a primary that can encrypt: the primary
     /// cannot be scheduled for destruction (rotate or promote another version first, or
     /// [`crate::Keyring::shred`] the whole key).
-    #[error("cannot {operation} key {key_id:?} version {version}: it is the primary")]
+    #[error("cannot {operation} key '{key_id}' version {version}: it is the primary")]
     PrimaryVersion {
         /// The key.
         key_id: KeyId,
@@ -54,7 +54,7 @@ pub enum Error {
         operation: Operation,
     },
     /// `promote` of a version that may not encrypt (disabled, decrypt-only, retired, ...).
-    #[error("cannot promote key {key_id:?} version {version}: {reason}")]
+    #[error("cannot promote key '{key_id}' version {version}: {reason}")]
     NotPromotable {
         /// The key.
         key_id: KeyId,
@@ -64,7 +64,7 @@ pub enum Error {
         reason: KeyUnavailable,
     },
     /// A minimum version above the primary (the primary must stay usable).
-    #[error("key {key_id:?}: minimum version {requested} is above the primary {primary}")]
+    #[error("key '{key_id}': minimum version {requested} is above the primary {primary}")]
     MinimumAbovePrimary {
         /// The key.
         key_id: KeyId,
@@ -74,7 +74,7 @@ pub enum Error {
         primary: u32,
     },
     /// `restore` after the destruction time: the window is closed.
-    #[error("key {key_id:?} version {version}: destruction window closed at {at}")]
+    #[error("key '{key_id}' version {version}: destruction window closed at {at}")]
     RestoreWindowClosed {
         /// The key.
         key_id: KeyId,
@@ -84,7 +84,7 @@ pub enum Error {
         at: Timestamp,
     },
     /// The version's material was destroyed (crypto-shredded); there is nothing to use.
-    #[error("key {key_id:?} version {version} is destroyed: its material was wiped")]
+    #[error("key '{key_id}' version {version} is destroyed: its material was wiped")]
     Destroyed {
         /// The key.
         key_id: KeyId,
@@ -92,10 +92,10 @@ pub enum Error {
         version: u32,
     },
     /// The key has been shredded (every version destroyed): it cannot rotate or change.
-    #[error("key {0:?} has been shredded")]
+    #[error("key '{0}' has been shredded")]
     Shredded(KeyId),
     /// The key already has [`crate::MAX_VERSIONS`] versions.
-    #[error("key {0:?} has too many versions")]
+    #[error("key '{0}' has too many versions")]
     TooManyVersions(KeyId),
     /// The keyring already has [`crate::MAX_KEYS`] keys.
     #[error("the keyring has too many keys")]
@@ -191,7 +191,7 @@ pub enum RootKeyError {
         mode: u32,
     },
     /// The key file holds neither 32 raw bytes nor 64 hex digits.
-    #[error("root key file {0:?} must hold 32 raw bytes or 64 hex digits")]
+    #[error("root key file '{0}' must hold 32 raw bytes or 64 hex digits")]
     KeyFileFormat(PathBuf),
     /// The environment variable is not set (or not UTF-8).
     #[error("environment variable {0} is not set")]

@@ -43,6 +43,7 @@ mod error;
 mod layout;
 mod oneshot;
 mod options;
+mod parallel;
 mod seekable;
 
 pub use atrest_crypto::Key256;
@@ -51,6 +52,7 @@ pub use encryptor::Encryptor;
 pub use error::{Error, HeaderError, MisuseError};
 pub use layout::Layout;
 pub use oneshot::{open, seal};
+pub use parallel::PARALLEL_MIN_BYTES;
 pub use options::{
     DEFAULT_SEGMENT_SIZE, Format, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, Options, TINK_1MB, TINK_4KB,
     TINK_MAX_CIPHERTEXT_SEGMENT_SIZE, TINK_MIN_CIPHERTEXT_SEGMENT_SIZE,

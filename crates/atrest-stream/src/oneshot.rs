@@ -4,6 +4,7 @@ use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::Zeroize;
 
 use crate::layout::{Layout, SegmentCipher};
+use crate::parallel::{self, Parallelism};
 use crate::{Error, Options};
 
 /// Encrypts `plaintext` into a complete atrest STREAM v1 stream with default [`Options`].
@@ -37,6 +38,11 @@ impl Options {
         let total = layout.ciphertext_len(plaintext.len() as u64)?;
         let total = usize::try_from(total).map_err(|_| crate::MisuseError::StreamTooLong)?;
         let cipher = SegmentCipher::new(layout, self, key, aad)?;
+        let par = Parallelism::of(self);
+        let segments = (total - cipher.layout.header().len() - plaintext.len()) / TAG_LEN;
+        if par.for_input(plaintext.len() as u64, segments as u64) {
+            return parallel::seal(par, &cipher, plaintext, total);
+        }
         // Built by appending, not zero-filled up front: a zero-fill is one more pass over the
         // whole output, and it leaves the output cold by the time it is sealed. Appending a
         // segment's plaintext and sealing it in place keeps that segment in cache throughout.
@@ -83,6 +89,10 @@ impl Options {
         let cipher = SegmentCipher::new(layout, self, key, aad)?;
         // Bounded by the input length: the plaintext is shorter than the ciphertext.
         let pt_len = usize::try_from(geometry.plaintext_len).map_err(|_| Error::Truncated)?;
+        let par = Parallelism::of(self);
+        if par.for_input(ciphertext.len() as u64, geometry.segments) {
+            return parallel::open(par, &cipher, &geometry, ciphertext, pt_len);
+        }
         let mut out = vec![0u8; pt_len];
         let mut written = 0;
         for index in 0..geometry.segments {

@@ -60,6 +60,8 @@ pub struct Options {
     pub(crate) max_segment_size: u32,
     pub(crate) counter_offset: u64,
     pub(crate) fixed_salt: Option<[u8; 32]>,
+    /// Worker threads: 0 = automatic, 1 = sequential (see [`Options::threads`]).
+    pub(crate) threads: usize,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             max_segment_size: MAX_SEGMENT_SIZE,
             counter_offset: 0,
             fixed_salt: None,
+            threads: 0,
         }
     }
 }
@@ -123,6 +126,23 @@ impl Options {
         check_range(limit, MIN_SEGMENT_SIZE, MAX_SEGMENT_SIZE)?;
         self.max_segment_size = limit;
         Ok(self)
+    }
+
+    /// Seals and opens segments on `n` worker threads: `0` (the default) is automatic, `1`
+    /// is sequential. Output is byte-for-byte the same whatever `n`; see the crate docs
+    /// ("Parallelism") for how batches are formed and the memory bound.
+    ///
+    /// Automatic means [`std::thread::available_parallelism`] workers for in-memory inputs of
+    /// at least [`crate::PARALLEL_MIN_BYTES`] spanning at least two segments, and for streams
+    /// once that many bytes have gone through them; sequential below.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
+    /// The configured worker count (0 = automatic).
+    pub fn thread_count(&self) -> usize {
+        self.threads
     }
 
     /// The format these options write (and, for Tink, read).
