@@ -34,7 +34,7 @@ pub use error::Error;
 pub use key::Key256;
 pub use provider::{
     AES_GCM_MAX_PLAINTEXT, AeadKey, Aes256Gcm, CryptoProvider, HkdfSha256, NONCE_LEN, Nonce,
-    SecureRandom, TAG_LEN, Tag,
+    SecureRandom, TAG_LEN, Tag, check_aes_gcm_len,
 };
 
 /// The provider used when the caller does not choose one: [`rustcrypto::PROVIDER`].

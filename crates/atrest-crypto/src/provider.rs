@@ -11,6 +11,17 @@ pub const TAG_LEN: usize = 16;
 /// The most plaintext AES-GCM may process under one nonce: 2^36 - 32 bytes (NIST SP 800-38D).
 pub const AES_GCM_MAX_PLAINTEXT: u64 = (1 << 36) - 32;
 
+/// Checks a plaintext length against [`AES_GCM_MAX_PLAINTEXT`]; every provider's seal calls it.
+///
+/// # Errors
+/// [`Error::LengthLimit`] if `len` exceeds the limit.
+pub fn check_aes_gcm_len(len: usize) -> Result<(), Error> {
+    match u64::try_from(len) {
+        Ok(len) if len <= AES_GCM_MAX_PLAINTEXT => Ok(()),
+        _ => Err(Error::LengthLimit),
+    }
+}
+
 /// A 96-bit AES-GCM nonce.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Nonce([u8; NONCE_LEN]);

@@ -6,7 +6,7 @@
 use aes_gcm::aead::inout::InOutBuf;
 use aes_gcm::{AeadInOut, KeyInit};
 
-use crate::{AES_GCM_MAX_PLAINTEXT, AeadKey, CryptoProvider, Error, Key256, Nonce, Tag};
+use crate::{AeadKey, CryptoProvider, Error, Key256, Nonce, Tag, check_aes_gcm_len};
 
 /// The RustCrypto provider.
 pub const PROVIDER: CryptoProvider = CryptoProvider {
@@ -31,16 +31,9 @@ impl crate::Aes256Gcm for Aes256GcmImpl {
 
 struct RustCryptoKey(aes_gcm::Aes256Gcm);
 
-fn check_len(len: usize) -> Result<(), Error> {
-    if u64::try_from(len).map_or(true, |len| len > AES_GCM_MAX_PLAINTEXT) {
-        return Err(Error::LengthLimit);
-    }
-    Ok(())
-}
-
 impl AeadKey for RustCryptoKey {
     fn seal_in_place(&self, nonce: &Nonce, aad: &[u8], buf: &mut [u8]) -> Result<Tag, Error> {
-        check_len(buf.len())?;
+        check_aes_gcm_len(buf.len())?;
         let tag = self
             .0
             .encrypt_inout_detached(nonce.as_bytes().into(), aad, InOutBuf::from(buf))
@@ -55,7 +48,7 @@ impl AeadKey for RustCryptoKey {
         plaintext: &[u8],
         out: &mut [u8],
     ) -> Result<Tag, Error> {
-        check_len(plaintext.len())?;
+        check_aes_gcm_len(plaintext.len())?;
         let buf = InOutBuf::new(plaintext, out).map_err(|_| Error::BufferLength)?;
         let tag = self
             .0

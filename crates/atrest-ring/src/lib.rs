@@ -23,7 +23,7 @@
 //! not zeroized on drop by ring itself (a known limitation of ring 0.17); atrest's own copies
 //! of key bytes are.
 
-use atrest_crypto::{AES_GCM_MAX_PLAINTEXT, AeadKey, CryptoProvider, Error, Key256, Nonce, Tag};
+use atrest_crypto::{AeadKey, CryptoProvider, Error, Key256, Nonce, Tag, check_aes_gcm_len};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, UnboundKey};
 use ring::rand::SecureRandom as _;
 
@@ -53,13 +53,6 @@ fn nonce(nonce: &Nonce) -> ring::aead::Nonce {
     ring::aead::Nonce::assume_unique_for_key(*nonce.as_bytes())
 }
 
-fn check_len(len: usize) -> Result<(), Error> {
-    if u64::try_from(len).map_or(true, |len| len > AES_GCM_MAX_PLAINTEXT) {
-        return Err(Error::LengthLimit);
-    }
-    Ok(())
-}
-
 impl RingKey {
     fn key(&self) -> Result<&LessSafeKey, Error> {
         self.0.as_ref().ok_or(Error::LengthLimit)
@@ -68,7 +61,7 @@ impl RingKey {
 
 impl AeadKey for RingKey {
     fn seal_in_place(&self, n: &Nonce, aad: &[u8], buf: &mut [u8]) -> Result<Tag, Error> {
-        check_len(buf.len())?;
+        check_aes_gcm_len(buf.len())?;
         let tag = self
             .key()?
             .seal_in_place_separate_tag(nonce(n), Aad::from(aad), buf)
