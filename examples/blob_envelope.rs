@@ -21,7 +21,9 @@ use std::io::{Cursor, Seek, SeekFrom};
 use std::time::Duration;
 
 use atrest::crypto::DEFAULT_PROVIDER;
-use atrest::envelope::{Context, Error, Header, KeyId, Opener, Options, RewrapPlan, rewrap_attached};
+use atrest::envelope::{
+    Context, Error, Header, KeyId, Opener, Options, RewrapPlan, rewrap_attached,
+};
 use atrest::keyring::{KeyFileRoot, Keyring, Timestamp};
 
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error>>;

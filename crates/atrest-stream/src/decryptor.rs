@@ -5,7 +5,9 @@ use std::io::{self, Read};
 use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::batch_reader::BatchReader;
 use crate::layout::{Layout, SegmentCipher};
+use crate::parallel::Parallelism;
 use crate::{Error, MisuseError, Options};
 
 /// Decrypts a stream read from `R`, returning only plaintext whose segment authenticated.
@@ -19,7 +21,9 @@ use crate::{Error, MisuseError, Options};
 ///
 /// Memory: one ciphertext segment, grown as ciphertext actually arrives (never straight to the
 /// size a header announces), plus one plaintext segment if the caller reads in pieces smaller
-/// than a segment.
+/// than a segment. With `n > 1` workers ([`Options::threads`]): up to `2 × n` segments of
+/// ciphertext, plus as much plaintext when reads are smaller than a batch (see the crate
+/// docs, "Parallelism").
 pub struct Decryptor<R: Read> {
     inner: R,
     cipher: SegmentCipher,
@@ -33,6 +37,8 @@ pub struct Decryptor<R: Read> {
     /// Decrypted plaintext waiting in `plain[pending.0..pending.1]`.
     pending: (usize, usize),
     state: State,
+    /// The parallel engine, when more than one worker is configured.
+    batch: Option<BatchReader>,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -44,7 +50,7 @@ enum State {
 
 /// The error to report again after a failure, so a failed stream never resumes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-enum Sticky {
+pub(crate) enum Sticky {
     Authentication,
     Truncated,
     TrailingData,
@@ -52,7 +58,7 @@ enum Sticky {
 }
 
 impl Sticky {
-    fn of(err: &Error) -> Self {
+    pub(crate) fn of(err: &Error) -> Self {
         match err {
             Error::Authentication => Sticky::Authentication,
             Error::Truncated => Sticky::Truncated,
@@ -61,7 +67,7 @@ impl Sticky {
         }
     }
 
-    fn error(self) -> Error {
+    pub(crate) fn error(self) -> Error {
         match self {
             Sticky::Authentication => Error::Authentication,
             Sticky::Truncated => Error::Truncated,
@@ -108,6 +114,10 @@ impl<R: Read> Decryptor<R> {
             index: 0,
             pending: (0, 0),
             state: State::Reading,
+            batch: {
+                let par = Parallelism::of(options);
+                (!par.is_sequential()).then(|| BatchReader::new(par))
+            },
         })
     }
 
@@ -218,7 +228,13 @@ impl<R: Read> Decryptor<R> {
 
 impl<R: Read> Read for Decryptor<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        match self.read_inner(out) {
+        let result = match &mut self.batch {
+            Some(batch) if self.state == State::Reading => {
+                batch.read(&mut self.inner, &self.cipher, out)
+            }
+            _ => self.read_inner(out),
+        };
+        match result {
             Ok(n) => Ok(n),
             Err(err) => {
                 if self.state != State::Done {

@@ -5,7 +5,9 @@ use std::io::{self, Write};
 use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::Zeroizing;
 
+use crate::batch_writer::BatchWriter;
 use crate::layout::{Layout, SegmentCipher};
+use crate::parallel::Parallelism;
 use crate::{Error, MisuseError, Options};
 
 /// Encrypts everything written to it into a stream on `W`.
@@ -18,7 +20,8 @@ use crate::{Error, MisuseError, Options};
 /// with no final segment, which every reader rejects as [`Error::Truncated`]: data is never
 /// silently cut short, but it is lost unless you finish.
 ///
-/// Memory: one segment of buffer, whatever the stream length.
+/// Memory: one segment of buffer, whatever the stream length; with `n > 1` workers
+/// ([`Options::threads`]), at most `2 × n` segments (see the crate docs, "Parallelism").
 ///
 /// ```
 /// use std::io::Write;
@@ -45,6 +48,8 @@ pub struct Encryptor<W: Write> {
     filled: usize,
     index: u64,
     poisoned: bool,
+    /// The parallel engine, when more than one worker is configured.
+    batch: Option<BatchWriter>,
 }
 
 impl<W: Write> Encryptor<W> {
@@ -72,7 +77,12 @@ impl<W: Write> Encryptor<W> {
         let layout = Layout::generate(options)?;
         let cipher = SegmentCipher::new(layout, options, key, aad)?;
         inner.write_all(cipher.layout.header())?;
-        let buf = Zeroizing::new(vec![0u8; cipher.layout.max_segment_pt_len() + TAG_LEN]);
+        let par = Parallelism::of(options);
+        let batch = (!par.is_sequential()).then(|| BatchWriter::new(par, &cipher));
+        let buf = Zeroizing::new(match batch {
+            Some(_) => Vec::new(),
+            None => vec![0u8; cipher.layout.max_segment_pt_len() + TAG_LEN],
+        });
         Ok(Self {
             inner,
             cipher,
@@ -80,6 +90,7 @@ impl<W: Write> Encryptor<W> {
             filled: 0,
             index: 0,
             poisoned: false,
+            batch,
         })
     }
 
@@ -98,10 +109,14 @@ impl<W: Write> Encryptor<W> {
         if self.poisoned {
             return Err(MisuseError::Poisoned.into());
         }
-        let len = self.filled + TAG_LEN;
-        self.cipher
-            .seal_in_place(self.index, true, &mut self.buf[..len])?;
-        self.inner.write_all(&self.buf[..len])?;
+        if let Some(batch) = &mut self.batch {
+            batch.finish(&mut self.inner, &self.cipher, &mut self.poisoned)?;
+        } else {
+            let len = self.filled + TAG_LEN;
+            self.cipher
+                .seal_in_place(self.index, true, &mut self.buf[..len])?;
+            self.inner.write_all(&self.buf[..len])?;
+        }
         self.inner.flush()?;
         // Move the writer out; the buffer is zeroized when `self` drops.
         let Self { inner, .. } = self;
@@ -145,6 +160,9 @@ impl<W: Write> Encryptor<W> {
     }
 
     fn write_inner(&mut self, mut data: &[u8]) -> Result<usize, (usize, Error)> {
+        if let Some(batch) = &mut self.batch {
+            return batch.write(&mut self.inner, &self.cipher, &mut self.poisoned, data);
+        }
         let total = data.len();
         while !data.is_empty() {
             let consumed = total - data.len();

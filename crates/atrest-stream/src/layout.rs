@@ -154,11 +154,19 @@ impl Layout {
                 ciphertext_segment_size,
             } => {
                 bytes[0] = 40;
-                options
-                    .provider
-                    .random
-                    .fill(&mut bytes[1..TINK_HEADER_LEN])
-                    .map_err(Error::Crypto)?;
+                match options.fixed_salt {
+                    // Test hook: salt, then its first bytes again as the nonce prefix.
+                    Some(salt) => {
+                        bytes[1..1 + SALT_LEN].copy_from_slice(&salt);
+                        bytes[1 + SALT_LEN..TINK_HEADER_LEN]
+                            .copy_from_slice(&salt[..TINK_NONCE_PREFIX_LEN]);
+                    }
+                    None => options
+                        .provider
+                        .random
+                        .fill(&mut bytes[1..TINK_HEADER_LEN])
+                        .map_err(Error::Crypto)?,
+                }
                 Ok(Self::tink(
                     bytes,
                     ciphertext_segment_size,

@@ -6,7 +6,8 @@
 //!
 //! - one-shot [`seal`] / [`open`] for data already in memory;
 //! - streaming [`Encryptor`] (`Write`), [`Decryptor`] (`Read`) and [`SeekableDecryptor`]
-//!   (`Read + Seek`, plus [`SeekableDecryptor::read_at`] for concurrent positional reads).
+//!   (`Read + Seek`, plus [`SeekableDecryptor::read_at`] for concurrent positional reads);
+//! - with the `tokio` feature, their async twins in the `tokio` module.
 //!
 //! The byte format (atrest STREAM v1) is specified in `docs/FORMAT.md`: a 42-byte header
 //! (magic, version, suite, segment size, random salt), a per-stream key derived with
@@ -28,6 +29,36 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! # Parallelism
+//!
+//! [`Options::threads`] sets how many worker threads seal and open segments (`0`, the
+//! default, is automatic; `1` is the sequential code path, unchanged). Output is byte-for-byte
+//! the same for every setting, and so are errors.
+//!
+//! - **Pool.** Workers are a persistent rayon pool: the global one when the count matches it
+//!   (the automatic case), else one pool per distinct count, built once. Nothing is spawned
+//!   per batch. I/O always stays on the caller's thread, so readers and writers need not be
+//!   `Send`.
+//! - **In memory** ([`Options::seal`], [`Options::open`]): each segment is sealed straight
+//!   from the input into its place in the output by one worker (read, sealed and written
+//!   while in that worker's cache). No memory beyond the output.
+//! - **Streams** ([`Encryptor`], [`Decryptor`]): up to `2 × workers` segments form a batch;
+//!   the batch is sealed or opened in parallel and written or released in stream order. An
+//!   encryptor given a large slice seals full segments straight from it. A decryptor opens
+//!   straight into the caller's buffer when a whole batch fits there.
+//! - **Memory bound.** An encryptor holds at most `2 × workers` segments (plus tags); a
+//!   decryptor `2 × workers` segments of ciphertext, plus as much plaintext when reads are
+//!   smaller than a batch, whatever the stream length (for 64 KiB segments and 2 workers:
+//!   256 KiB, and 512 KiB; `tests/parallel_memory.rs` checks this on 256 MiB streams).
+//! - **Errors.** Results are taken in stream order: the first segment that fails decides
+//!   the error, exactly as sequentially. A decryptor releases the segments before it and
+//!   nothing from it on — plaintext of later segments that did authenticate is wiped, never
+//!   returned.
+//! - **Automatic.** [`std::thread::available_parallelism`] workers for inputs of at least
+//!   [`PARALLEL_MIN_BYTES`] (1 MiB) spanning two or more segments; streams move to the pool
+//!   once that much has gone through them. Below that, handing work to other threads costs
+//!   more than it saves.
+//!
 //! # Security
 //!
 //! - Plaintext is released only from segments whose tag verified; end of stream is reported
@@ -37,6 +68,8 @@
 //! - A header's segment size is validated (and capped by [`Options::max_segment_size`])
 //!   before anything is allocated from it.
 
+mod batch_reader;
+mod batch_writer;
 mod decryptor;
 mod encryptor;
 mod error;
@@ -45,6 +78,8 @@ mod oneshot;
 mod options;
 mod parallel;
 mod seekable;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use atrest_crypto::Key256;
 pub use decryptor::Decryptor;
@@ -52,11 +87,11 @@ pub use encryptor::Encryptor;
 pub use error::{Error, HeaderError, MisuseError};
 pub use layout::Layout;
 pub use oneshot::{open, seal};
-pub use parallel::PARALLEL_MIN_BYTES;
 pub use options::{
     DEFAULT_SEGMENT_SIZE, Format, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, Options, TINK_1MB, TINK_4KB,
     TINK_MAX_CIPHERTEXT_SEGMENT_SIZE, TINK_MIN_CIPHERTEXT_SEGMENT_SIZE,
 };
+pub use parallel::PARALLEL_MIN_BYTES;
 
 impl Options {
     /// Starts an [`Encryptor`] with these options.

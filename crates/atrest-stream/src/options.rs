@@ -175,7 +175,8 @@ impl Options {
     }
 
     /// Test hook: write native streams with this salt instead of a random one, to reproduce
-    /// the known-answer vectors. Reusing a salt with the same key and associated data reuses
+    /// the known-answer vectors (Tink streams: this salt, and its first 7 bytes as the nonce
+    /// prefix). Reusing a salt with the same key and associated data reuses
     /// nonces, so this never appears in production builds.
     #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]

@@ -1,0 +1,344 @@
+//! Parallel paths (`Options::threads`): byte-identical output to the sequential path, the same
+//! error for the same bytes, and no plaintext released past the first failing segment.
+
+#![allow(
+    clippy::cast_possible_truncation,
+    clippy::panic,
+    reason = "test code: sizes are small and a failed check should panic"
+)]
+
+mod common;
+
+use std::io::{Read, Write};
+
+use atrest_stream::{Error, Options, PARALLEL_MIN_BYTES};
+use common::{
+    Kind, PROVIDERS, decrypt_all_ways, key, kind, pattern, segment_sizes, segment_spans,
+    small_segment_options,
+};
+
+const THREADS: [usize; 4] = [1, 2, 3, 8];
+const SALT: [u8; 32] = [0x5C; 32];
+
+/// Lengths at segment boundaries up to past one batch of the largest worker count
+/// (2 × 8 segments), plus the trivial ones.
+fn boundary_lengths(options: &Options) -> Vec<usize> {
+    let (first, rest) = segment_sizes(options);
+    let mut lengths = vec![0, 1, first - 1];
+    for k in [0, 1, 2, 3, 4, 5, 6, 7, 8, 15, 16, 17] {
+        let edge = first + k * rest;
+        lengths.extend([edge - 1, edge, edge + 1]);
+    }
+    lengths
+}
+
+fn encrypt_stream(options: &Options, plaintext: &[u8], chunk: usize) -> Vec<u8> {
+    let mut enc = options
+        .encryptor(Vec::new(), &key(3), b"par")
+        .expect("encryptor");
+    for piece in plaintext.chunks(chunk.max(1)) {
+        enc.write_all(piece).expect("write");
+    }
+    enc.finish().expect("finish")
+}
+
+fn decrypt_stream(options: &Options, ct: &[u8], chunk: usize) -> Result<Vec<u8>, Kind> {
+    let mut dec = options
+        .decryptor(ct, &key(3), b"par")
+        .map_err(|e| kind(&e))?;
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; chunk];
+    loop {
+        let n = dec.read(&mut buf).map_err(|e| kind(&Error::from_io(e)))?;
+        if n == 0 {
+            return Ok(out);
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+#[test]
+fn every_thread_count_writes_the_sequential_bytes() {
+    for provider in PROVIDERS {
+        for options in small_segment_options(provider) {
+            let options = options.fixed_salt_for_testing(SALT);
+            let sequential = options.threads(1);
+            for len in boundary_lengths(&options) {
+                let plaintext = pattern(len);
+                let expected = sequential.seal(&key(3), b"par", &plaintext).expect("seal");
+                assert_eq!(
+                    encrypt_stream(&sequential, &plaintext, len),
+                    expected,
+                    "sequential encryptor vs seal, len {len}"
+                );
+                for threads in THREADS {
+                    let par = options.threads(threads);
+                    let what = format!("{:?} threads {threads} len {len}", options.format());
+                    assert_eq!(
+                        par.seal(&key(3), b"par", &plaintext).expect("seal"),
+                        expected,
+                        "seal {what}"
+                    );
+                    // One big write (sealed straight from the caller's slice), and small
+                    // writes (copied into the batch).
+                    assert_eq!(encrypt_stream(&par, &plaintext, len), expected, "{what}");
+                    assert_eq!(encrypt_stream(&par, &plaintext, 1000), expected, "{what}");
+                    assert_eq!(
+                        par.open(&key(3), b"par", &expected).expect("open"),
+                        plaintext,
+                        "open {what}"
+                    );
+                    for chunk in [777, len + 1, 1 << 20] {
+                        assert_eq!(
+                            decrypt_stream(&par, &expected, chunk),
+                            Ok(plaintext.clone()),
+                            "decryptor, {chunk}-byte reads, {what}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn automatic_parallelism_writes_the_sequential_bytes() {
+    let options = Options::native(64 << 10)
+        .expect("valid")
+        .fixed_salt_for_testing(SALT);
+    let min = usize::try_from(PARALLEL_MIN_BYTES).expect("fits");
+    for len in [min - 1, min, 3 * min + 12345] {
+        let plaintext = pattern(len);
+        let expected = options
+            .threads(1)
+            .seal(&key(3), b"par", &plaintext)
+            .expect("seal");
+        let auto = options.threads(0);
+        assert_eq!(
+            auto.seal(&key(3), b"par", &plaintext).expect("seal"),
+            expected
+        );
+        assert_eq!(encrypt_stream(&auto, &plaintext, 100_000), expected);
+        assert_eq!(
+            decrypt_stream(&auto, &expected, 100_000),
+            Ok(plaintext.clone())
+        );
+        assert_eq!(
+            auto.open(&key(3), b"par", &expected).expect("open"),
+            plaintext
+        );
+    }
+}
+
+/// Every damaged stream gives the same outcome in parallel as sequentially, through every
+/// reader.
+#[test]
+fn damaged_streams_fail_identically() {
+    for provider in PROVIDERS {
+        for options in small_segment_options(provider) {
+            let (first, rest) = segment_sizes(&options);
+            let plaintext = pattern(first + 12 * rest + rest / 2);
+            let ct = encrypt_stream(&options.threads(1), &plaintext, plaintext.len());
+            let spans = segment_spans(&options, ct.len());
+            let mut damaged: Vec<(String, Vec<u8>)> = Vec::new();
+            for (k, &(at, len)) in spans.iter().enumerate() {
+                let mut flipped = ct.clone();
+                flipped[at + len / 2] ^= 0x20;
+                damaged.push((format!("flip in segment {k}"), flipped));
+                damaged.push((format!("cut before segment {k}"), ct[..at].to_vec()));
+                for cut in [1, 15, 16, 17] {
+                    if cut < len {
+                        damaged.push((
+                            format!("cut {cut} into segment {k}"),
+                            ct[..at + cut].to_vec(),
+                        ));
+                    }
+                }
+            }
+            for extra in [1, 15, 16, 17, rest + 16, 3 * (rest + 16)] {
+                let mut trailing = ct.clone();
+                trailing.extend(std::iter::repeat_n(0xA5, extra));
+                damaged.push((format!("{extra} trailing bytes"), trailing));
+            }
+            let mut swapped = ct.clone();
+            let (a, b) = (spans[2], spans[3]);
+            swapped[a.0..a.0 + a.1].copy_from_slice(&ct[b.0..b.0 + b.1]);
+            swapped[b.0..b.0 + b.1].copy_from_slice(&ct[a.0..a.0 + a.1]);
+            damaged.push(("segments 2 and 3 swapped".into(), swapped));
+
+            for (what, bytes) in &damaged {
+                let reference = decrypt_all_ways(&options.threads(1), &key(3), b"par", bytes);
+                let expected = &reference[0].1;
+                for (path, got) in &reference {
+                    assert_eq!(got, expected, "sequential {path} disagrees on {what}");
+                }
+                for threads in &THREADS[1..] {
+                    for (path, got) in
+                        decrypt_all_ways(&options.threads(*threads), &key(3), b"par", bytes)
+                    {
+                        assert_eq!(&got, expected, "{what}: {path} with {threads} threads");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reads until the error with reads of `chunk` bytes into a buffer pre-filled with 0xEE;
+/// returns the plaintext released and the error. Checks after every read that the buffer
+/// beyond what was returned holds no plaintext (only zeros or the fill byte).
+fn released_before_error(options: &Options, ct: &[u8], chunk: usize) -> (Vec<u8>, Kind) {
+    let mut dec = options.decryptor(ct, &key(3), b"par").expect("header");
+    let mut released = Vec::new();
+    loop {
+        let mut buf = vec![0xEE; chunk];
+        match dec.read(&mut buf) {
+            Ok(0) => panic!("damaged stream read to the end"),
+            Ok(n) => {
+                assert!(
+                    buf[n..].iter().all(|&b| b == 0 || b == 0xEE),
+                    "plaintext left in the buffer past the {n} bytes returned"
+                );
+                released.extend_from_slice(&buf[..n]);
+            }
+            Err(err) => {
+                assert!(buf.iter().all(|&b| b == 0 || b == 0xEE));
+                let err = kind(&Error::from_io(err));
+                // Sticky: the same error again.
+                let again = dec.read(&mut buf).expect_err("sticky");
+                assert_eq!(kind(&Error::from_io(again)), err);
+                return (released, err);
+            }
+        }
+    }
+}
+
+#[test]
+fn nothing_is_released_past_the_first_failing_segment() {
+    for provider in PROVIDERS {
+        let options = Options::native(4096).expect("valid").provider(provider);
+        let plaintext = pattern(40 * 4096 + 100);
+        let ct = encrypt_stream(&options.threads(1), &plaintext, plaintext.len());
+        let spans = segment_spans(&options, ct.len());
+        for k in [0, 1, 5, 7, 8, 9, 23, 40] {
+            for (what, bytes) in [
+                ("flip", {
+                    let mut b = ct.clone();
+                    b[spans[k].0 + 3] ^= 1;
+                    b
+                }),
+                ("truncate", ct[..spans[k].0].to_vec()),
+            ] {
+                if what == "truncate" && k == 0 {
+                    continue;
+                }
+                let (seq_released, seq_err) =
+                    released_before_error(&options.threads(1), &bytes, 1 << 20);
+                // A cut before segment k makes segment k - 1 fail (as final).
+                let intact = if what == "flip" { k } else { k - 1 };
+                assert_eq!(
+                    seq_released,
+                    plaintext[..intact * 4096],
+                    "sequential {what} {k}"
+                );
+                for threads in [2, 3, 8] {
+                    for chunk in [1000, 4096, 3 * 4096, 1 << 20] {
+                        let (released, err) =
+                            released_before_error(&options.threads(threads), &bytes, chunk);
+                        assert_eq!(err, seq_err, "{what} {k} threads {threads} chunk {chunk}");
+                        assert_eq!(
+                            released.len(),
+                            seq_released.len(),
+                            "{what} in segment {k}, threads {threads}, {chunk}-byte reads"
+                        );
+                        assert_eq!(released, seq_released);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A writer that fails after `limit` bytes, to check poisoning in parallel mode.
+struct FailAfter {
+    written: Vec<u8>,
+    limit: usize,
+}
+
+impl Write for FailAfter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.written.len() >= self.limit {
+            return Err(std::io::Error::other("disk full"));
+        }
+        let n = data.len().min(self.limit - self.written.len());
+        self.written.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_failing_writer_poisons_the_parallel_encryptor() {
+    let options = Options::native(4096).expect("valid").threads(2);
+    let sink = FailAfter {
+        written: Vec::new(),
+        limit: 10_000,
+    };
+    let mut enc = options.encryptor(sink, &key(3), b"par").expect("header");
+    let err = enc.write_all(&pattern(100_000)).expect_err("disk full");
+    assert_eq!(err.to_string(), "disk full");
+    let again = enc.write(b"x").expect_err("poisoned");
+    assert!(matches!(
+        Error::from_io(again),
+        Error::Misuse(atrest_stream::MisuseError::Poisoned)
+    ));
+    assert!(matches!(
+        enc.finish(),
+        Err(Error::Misuse(atrest_stream::MisuseError::Poisoned))
+    ));
+}
+
+#[test]
+fn a_read_error_surfaces_after_the_segments_before_it() {
+    /// Yields `ok` bytes of `data`, then fails.
+    struct FailingReader<'a> {
+        data: &'a [u8],
+        ok: usize,
+    }
+    impl Read for FailingReader<'_> {
+        fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+            if self.ok == 0 {
+                return Err(std::io::Error::other("network down"));
+            }
+            let n = out.len().min(self.ok).min(self.data.len());
+            out[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            self.ok -= n;
+            Ok(n)
+        }
+    }
+    let options = Options::native(4096).expect("valid");
+    let plaintext = pattern(20 * 4096);
+    let ct = encrypt_stream(&options, &plaintext, plaintext.len());
+    for ok in [42, 42 + 4112, 42 + 3 * 4112 + 1, 42 + 9 * 4112 + 100] {
+        let mut outcomes = Vec::new();
+        for threads in [1, 2, 8] {
+            let reader = FailingReader { data: &ct, ok };
+            let mut dec = options
+                .threads(threads)
+                .decryptor(reader, &key(3), b"par")
+                .expect("header");
+            let mut got = Vec::new();
+            let err = dec.read_to_end(&mut got).expect_err("fails");
+            assert_eq!(err.to_string(), "network down");
+            outcomes.push(got.len());
+        }
+        assert!(
+            outcomes.iter().all(|&n| n == outcomes[0]),
+            "read error after {ok} bytes: released {outcomes:?}"
+        );
+    }
+}
