@@ -305,7 +305,8 @@ const PEER_SEGMENT: usize = 64 << 10;
 /// output copy the others skip):
 /// - `raw_rustcrypto_in_place`, `raw_ring_in_place`: each provider's AES-256-GCM sealing the
 ///   same 64 KiB segments in place, with STREAM's nonces (the ceilings);
-/// - `atrest_rustcrypto`, `atrest_ring`: `Encryptor` with each provider, one thread;
+/// - `atrest_rustcrypto`, `atrest_ring`: `Encryptor` with each provider, one thread
+///   (`Options::threads(1)`), and `..._2_threads` with two workers;
 /// - `age_x25519`: the `age` crate (ChaCha20-Poly1305 STREAM, 64 KiB chunks) to one X25519
 ///   recipient; the header's one X25519 operation is negligible at 64 MiB;
 /// - `tink_rust_aes256_gcm_hkdf_1mb`: tink-rust's streaming AEAD with Tink's
@@ -336,16 +337,18 @@ fn peers(c: &mut Criterion) {
         });
     }
     for (name, provider) in providers {
-        let options = Options::default().provider(provider);
-        group.bench_function(format!("atrest_{name}"), |b| {
-            b.iter(|| {
-                let mut enc = options
-                    .encryptor(std::io::sink(), &key, AAD)
-                    .expect("encryptor");
-                enc.write_all(black_box(&input)).expect("sink never fails");
-                enc.finish().expect("finish")
+        for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
+            let options = Options::default().provider(provider).threads(threads);
+            group.bench_function(format!("atrest_{name}{suffix}"), |b| {
+                b.iter(|| {
+                    let mut enc = options
+                        .encryptor(std::io::sink(), &key, AAD)
+                        .expect("encryptor");
+                    enc.write_all(black_box(&input)).expect("sink never fails");
+                    enc.finish().expect("finish")
+                });
             });
-        });
+        }
     }
 
     let recipient = age::x25519::Identity::generate().to_public();
