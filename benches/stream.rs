@@ -1,4 +1,8 @@
-//! Throughput of atrest STREAM against its ceiling, the raw provider AEAD.
+//! Throughput of atrest STREAM against its ceiling, the raw provider AEAD, and against peers.
+//!
+//! The `encrypt/*` and `decrypt/*` groups pin `Options::threads(1)`: they measure the
+//! single-thread engine against the single-thread AEAD. The `peers` group (see [`peers`]) adds
+//! the two-thread path, ring, age and tink-rust.
 //!
 //! Every benchmark processes the same 16 MiB plaintext (or its ciphertext) and reports
 //! `Throughput::Bytes(16 MiB)`, so criterion prints plaintext bytes per second. There is one
@@ -114,7 +118,9 @@ fn encrypt(c: &mut Criterion) {
     let aead = DEFAULT_PROVIDER.aes256_gcm.key(&key);
     for (seg_u32, label) in SEGMENTS {
         let seg = seg_u32 as usize;
-        let options = Options::native(seg_u32).expect("segment size within the v1 limits");
+        let options = Options::native(seg_u32)
+            .expect("segment size within the v1 limits")
+            .threads(1);
         let ct_len = stream_len(&options, seg);
         let mut group = c.benchmark_group(format!("encrypt/{label}"));
         configure(&mut group);
@@ -192,7 +198,9 @@ fn decrypt(c: &mut Criterion) {
     for (seg_u32, label) in SEGMENTS {
         let seg = seg_u32 as usize;
         let count = INPUT_LEN.div_ceil(seg);
-        let options = Options::native(seg_u32).expect("segment size within the v1 limits");
+        let options = Options::native(seg_u32)
+            .expect("segment size within the v1 limits")
+            .threads(1);
         let sealed = options.seal(&key, AAD, &input).expect("seal the fixture");
         let mut group = c.benchmark_group(format!("decrypt/{label}"));
         configure(&mut group);
