@@ -1,0 +1,64 @@
+//! Store configuration: body segment size, wrapped-key length, upload part size.
+
+use atrest_envelope::Options;
+
+/// How an [`crate::EncryptedStore`] writes objects.
+///
+/// `Config::default()`: 64 KiB body segments, the default crypto provider, 80-byte wrapped
+/// keys (the local keyring's wrap), 5 MiB upload parts (the S3 minimum), copies of up to
+/// 8 MiB re-encrypted in memory.
+#[derive(Clone, Copy, Debug)]
+pub struct Config {
+    pub(crate) envelope: Options,
+    pub(crate) segment_size: u32,
+    pub(crate) wrapped_key_len: usize,
+    pub(crate) part_size: usize,
+    pub(crate) copy_in_memory_limit: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            envelope: Options::default(),
+            segment_size: atrest_stream::DEFAULT_SEGMENT_SIZE,
+            wrapped_key_len: atrest_envelope::local::WRAPPED_LEN,
+            part_size: 5 << 20,
+            copy_in_memory_limit: 8 << 20,
+        }
+    }
+}
+
+impl Config {
+    /// Plaintext bytes per body segment (`4096..=16777216`, default 65536). Every object of a
+    /// store must use the same segment size: `head` and `list` derive plaintext sizes from it.
+    ///
+    /// # Errors
+    /// [`atrest_envelope::MisuseError::SegmentSize`] outside the range.
+    pub fn segment_size(mut self, size: u32) -> Result<Self, atrest_envelope::Error> {
+        self.envelope = self.envelope.segment_size(size)?;
+        self.segment_size = size;
+        Ok(self)
+    }
+
+    /// Length of one wrapped data key as the key holder makes it (80 for the local keyring;
+    /// a KMS's ciphertext length otherwise). `head` and `list` derive plaintext sizes from
+    /// it; `put` refuses a header of another length ([`crate::Error::HeaderShape`]).
+    pub fn wrapped_key_len(mut self, len: usize) -> Self {
+        self.wrapped_key_len = len;
+        self
+    }
+
+    /// Ciphertext bytes buffered before a part goes to the inner multipart upload (at least
+    /// 5 MiB for S3). Bounds an upload's memory.
+    pub fn part_size(mut self, bytes: usize) -> Self {
+        self.part_size = bytes.max(1);
+        self
+    }
+
+    /// Objects up to this plaintext size are copied/renamed through memory with one atomic
+    /// PUT; larger ones stream through a multipart upload.
+    pub fn copy_in_memory_limit(mut self, bytes: u64) -> Self {
+        self.copy_in_memory_limit = bytes;
+        self
+    }
+}
