@@ -100,10 +100,7 @@ impl<R: Read> Decryptor<R> {
         aad: &[u8],
         options: &Options,
     ) -> Result<Self, Error> {
-        let mut header = [0u8; 64];
-        let header = &mut header[..options.header_len()];
-        let got = read_full(&mut inner, header)?;
-        let layout = Layout::parse(&header[..got], options)?;
+        let layout = read_layout(&mut inner, options)?;
         let cipher = SegmentCipher::new(layout, options, key, aad)?;
         Ok(Self {
             inner,
@@ -244,6 +241,18 @@ impl<R: Read> Read for Decryptor<R> {
             }
         }
     }
+}
+
+/// Reads a stream header in `options`' format from `reader` and parses it (no allocation:
+/// the header is at most 42 bytes).
+pub(crate) fn read_layout<R: Read + ?Sized>(
+    reader: &mut R,
+    options: &Options,
+) -> Result<Layout, Error> {
+    let mut header = [0u8; 64];
+    let header = &mut header[..options.header_len()];
+    let got = read_full(reader, header)?;
+    Layout::parse(&header[..got], options)
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::Zeroizing;
 
-use crate::decryptor::read_full;
+use crate::decryptor::{read_full, read_layout};
 use crate::layout::{Geometry, Layout, SegmentCipher};
 use crate::{Error, MisuseError, Options};
 
@@ -81,10 +81,7 @@ impl<R: Read + Seek> SeekableDecryptor<R> {
         options: &Options,
     ) -> Result<Self, Error> {
         let start = inner.stream_position()?;
-        let mut header = [0u8; 64];
-        let header = &mut header[..options.header_len()];
-        let got = read_full(&mut inner, header)?;
-        let layout = Layout::parse(&header[..got], options)?;
+        let layout = read_layout(&mut inner, options)?;
         let end = inner.seek(SeekFrom::End(0))?;
         let geometry = layout.geometry(end.checked_sub(start).ok_or(Error::Truncated)?)?;
         let cipher = SegmentCipher::new(layout, options, key, aad)?;
