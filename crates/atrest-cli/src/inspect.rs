@@ -102,10 +102,13 @@ fn envelope(args: &InspectArgs, prefix: &[u8], file_len: u64) -> anyhow::Result<
         (false, Some(_)) => "detached (header and body)",
         (false, None) => "detached header",
     };
-    let context: Vec<(String, String)> = header
+    let context: Vec<(String, String, bool)> = header
         .context()
         .iter()
-        .map(|(k, v)| (printable(k), printable(v)))
+        .map(|(k, v)| {
+            let bound = header.context().is_bound_to_wrap(k);
+            (printable(k), printable(v), bound)
+        })
         .collect();
     let wrapped: Vec<(String, u32, usize)> = header
         .wrapped_keys()
@@ -135,7 +138,11 @@ fn envelope(args: &InspectArgs, prefix: &[u8], file_len: u64) -> anyhow::Result<
             } else {
                 context
                     .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
+                    .map(|(k, v, bound)| {
+                        // Entries kept out of the key wrap are still bound to header and body.
+                        let note = if *bound { "" } else { " (not in key wrap)" };
+                        format!("{k}={v}{note}")
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             },
@@ -162,7 +169,7 @@ fn envelope(args: &InspectArgs, prefix: &[u8], file_len: u64) -> anyhow::Result<
         "suite": atrest_envelope::SUITE,
         "segment_size": header.segment_size(),
         "blob_id": blob_id,
-        "context": context.iter().map(|(k, v)| json!({"key": k, "value": v})).collect::<Vec<_>>(),
+        "context": context.iter().map(|(k, v, bound)| json!({"key": k, "value": v, "bound_to_wrap": bound})).collect::<Vec<_>>(),
         "wrapped_keys": wrapped.iter().map(|(k, v, l)| json!({"key": k, "version": v, "len": l})).collect::<Vec<_>>(),
         "header_size": header_len,
         "body_size": sizes.map(|s| s.0),

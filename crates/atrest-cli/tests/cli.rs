@@ -462,7 +462,7 @@ segment size:   65536 bytes
 blob id:        <HEX>
 context:        id=42, tenant=acme
 wrapped key:    tenant-acme v1 (80 bytes)
-header size:    227 bytes
+header size:    235 bytes
 body size:      100074 bytes
 plaintext size: 100000 bytes (97.7 KiB; from lengths, not authenticated)
 "

@@ -9,7 +9,7 @@ use atrest_stream::{Decryptor, Encryptor, Layout, SeekableDecryptor};
 use crate::context::Context;
 use crate::error::{Error, LimitExceeded, MisuseError};
 use crate::header::{Header, MAX_WRAPPED_KEY_LEN, MAX_WRAPPED_KEYS, STREAM_HEADER_LEN};
-use crate::kek::{KeyId, KeyWrapper, WrappedKey};
+use crate::kek::{DataKeyRequest, KeyId, KeyWrapper, WrapContext, WrappedKey};
 use crate::keys::{DataKey, open_header};
 
 /// How to seal and open envelopes: body segment size, crypto provider, reader limits.
@@ -21,6 +21,7 @@ pub struct Options {
     segment_size: u32,
     max_segment_size: u32,
     provider: &'static CryptoProvider,
+    plaintext_len: Option<u64>,
 }
 
 impl Default for Options {
@@ -29,6 +30,7 @@ impl Default for Options {
             segment_size: atrest_stream::DEFAULT_SEGMENT_SIZE,
             max_segment_size: atrest_stream::MAX_SEGMENT_SIZE,
             provider: atrest_crypto::DEFAULT_PROVIDER,
+            plaintext_len: None,
         }
     }
 }
@@ -58,6 +60,14 @@ impl Options {
     /// Uses `provider` for AES-GCM, HKDF and randomness.
     pub fn provider(mut self, provider: &'static CryptoProvider) -> Self {
         self.provider = provider;
+        self
+    }
+
+    /// The plaintext length of the blob about to be sealed, if known. Passed to the key
+    /// holder's [`KeyWrapper::generate`] (a data-key cache with a byte limit needs it; the
+    /// one-shot functions set it themselves). Not enforced: the body may differ.
+    pub fn plaintext_len(mut self, len: u64) -> Self {
+        self.plaintext_len = Some(len);
         self
     }
 
@@ -128,8 +138,7 @@ impl Sealer {
         context: &Context,
         options: &Options,
     ) -> Result<Self, Error> {
-        let data_key = DataKey::generate(options.provider)?;
-        Self::with_data_key(wrapper, key_ids, context, options, data_key)
+        Self::build(wrapper, key_ids, context, options, None)
     }
 
     /// Test hook: seal with a fixed data key and blob id, for known-answer vectors. Reusing
@@ -145,15 +154,16 @@ impl Sealer {
         blob_id: [u8; 32],
     ) -> Result<Self, Error> {
         let data_key = DataKey::new(Key256::from_bytes(data_key), blob_id);
-        Self::with_data_key(wrapper, key_ids, context, options, data_key)
+        Self::build(wrapper, key_ids, context, options, Some(data_key))
     }
 
-    fn with_data_key<W: KeyWrapper + ?Sized>(
+    /// Builds the header; with no `fixed` key, the first key holder generates the data key.
+    fn build<W: KeyWrapper + ?Sized>(
         wrapper: &W,
         key_ids: &[KeyId],
         context: &Context,
         options: &Options,
-        data_key: DataKey,
+        fixed: Option<DataKey>,
     ) -> Result<Self, Error> {
         if key_ids.is_empty() {
             return Err(MisuseError::NoKeyIds.into());
@@ -164,23 +174,38 @@ impl Sealer {
             }
             .into());
         }
+        for (i, key_id) in key_ids.iter().enumerate() {
+            if key_ids[..i].contains(key_id) {
+                return Err(MisuseError::DuplicateKeyId(key_id.clone()).into());
+            }
+        }
+        let wrap_scope = context.wrap_scope();
+        let wrap_context = WrapContext::new(&context.scoped(wrap_scope));
+        let mut wrapped_keys = Vec::with_capacity(key_ids.len());
+        let (data_key, rest) = match fixed {
+            Some(data_key) => (data_key, key_ids),
+            None => {
+                let request = DataKeyRequest::new(options.provider, options.plaintext_len);
+                let (first, rest) = key_ids.split_first().ok_or(MisuseError::NoKeyIds)?;
+                let (key, wrapped) = wrapper.generate(first, &wrap_context, &request)?;
+                wrapped_keys.push(check_shape(first, wrapped)?);
+                (DataKey::with_fresh_blob_id(key, options.provider)?, rest)
+            }
+        };
+        for key_id in rest {
+            let wrapped = wrap_checked(wrapper, key_id, &data_key, &wrap_context)?;
+            wrapped_keys.push(wrapped);
+        }
         let mut header = Header {
             segment_size: options.segment_size,
             blob_id: *data_key.blob_id(),
             context: context.clone(),
+            wrap_scope,
             commitment: data_key.commitment(options.provider)?,
-            wrapped_keys: Vec::with_capacity(key_ids.len()),
+            wrapped_keys,
             tag: [0; 32],
         };
-        let binding = header.binding(context);
-        for key_id in key_ids {
-            if header.wrapped_keys.iter().any(|w| &w.key_id == key_id) {
-                return Err(MisuseError::DuplicateKeyId(key_id.clone()).into());
-            }
-            let wrapped = wrap_checked(wrapper, key_id, &data_key, &binding)?;
-            header.wrapped_keys.push(wrapped);
-        }
-        header.tag = data_key.header_tag(options.provider, &header.signed_bytes(context))?;
+        header.tag = data_key.header_tag(options.provider, &header.binding(context))?;
         let header_bytes = header.to_bytes();
         Ok(Self {
             options: *options,
@@ -250,9 +275,13 @@ pub(crate) fn wrap_checked<W: KeyWrapper + ?Sized>(
     wrapper: &W,
     key_id: &KeyId,
     data_key: &DataKey,
-    binding: &[u8],
+    ctx: &WrapContext,
 ) -> Result<WrappedKey, Error> {
-    let wrapped = wrapper.wrap(key_id, data_key.key(), binding)?;
+    check_shape(key_id, wrapper.wrap(key_id, data_key.key(), ctx)?)
+}
+
+/// Checks that a key holder's wrap names the key asked for and fits a header.
+pub(crate) fn check_shape(key_id: &KeyId, wrapped: WrappedKey) -> Result<WrappedKey, Error> {
     if &wrapped.key_id != key_id
         || wrapped.ciphertext.is_empty()
         || wrapped.ciphertext.len() > MAX_WRAPPED_KEY_LEN
@@ -373,13 +402,8 @@ pub fn seal<W: KeyWrapper + ?Sized>(
     context: &Context,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, Error> {
-    Sealer::new(
-        wrapper,
-        std::slice::from_ref(key_id),
-        context,
-        &Options::default(),
-    )?
-    .seal_attached(plaintext)
+    let options = Options::default().plaintext_len(plaintext.len() as u64);
+    Sealer::new(wrapper, std::slice::from_ref(key_id), context, &options)?.seal_attached(plaintext)
 }
 
 /// Decrypts an attached object made by [`seal`] (or [`Sealer::seal_attached`]).
@@ -405,12 +429,8 @@ pub fn seal_detached<W: KeyWrapper + ?Sized>(
     context: &Context,
     plaintext: &[u8],
 ) -> Result<(Vec<u8>, Vec<u8>), Error> {
-    let sealer = Sealer::new(
-        wrapper,
-        std::slice::from_ref(key_id),
-        context,
-        &Options::default(),
-    )?;
+    let options = Options::default().plaintext_len(plaintext.len() as u64);
+    let sealer = Sealer::new(wrapper, std::slice::from_ref(key_id), context, &options)?;
     let body = sealer.seal_body(plaintext)?;
     Ok((sealer.header_bytes, body))
 }

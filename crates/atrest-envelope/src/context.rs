@@ -1,6 +1,6 @@
 //! The caller's encryption context: what a blob belongs to (tenant, object id, ...).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use crate::error::{LimitExceeded, Malformed, MisuseError};
@@ -29,11 +29,31 @@ pub const MAX_CONTEXT_KEY_LEN: usize = 255;
 /// assert_eq!(a.get(b"tenant"), Some(&b"acme"[..]));
 /// # Ok::<(), atrest_envelope::MisuseError>(())
 /// ```
-#[derive(Clone, Default, PartialEq, Eq)]
+///
+/// # The data-key wrap
+///
+/// By default every pair is also bound to the wraps of the blob's data key, so a KMS sees
+/// the pairs as its encryption context (audit logs, key policies). Pairs unique to one blob
+/// (an object id) then make every blob's wrap unique, so a data-key cache
+/// ([`crate::cache::CachingWrapper`]) never hits. [`Context::exclude_from_wrap`] keeps such a
+/// pair out of the wrap; it stays bound to the header tag and every body segment, so a blob
+/// still opens only with the full context. Which pairs are bound is recorded in the header.
+/// Equality compares the pairs only.
+#[derive(Clone, Default)]
 pub struct Context {
     entries: BTreeMap<Vec<u8>, Vec<u8>>,
     encoded_len: usize,
+    /// Keys of entries kept out of the data-key wrap.
+    wrap_excluded: BTreeSet<Vec<u8>>,
 }
+
+impl PartialEq for Context {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Context {}
 
 impl Context {
     /// An empty context.
@@ -76,6 +96,70 @@ impl Context {
         self.entries.insert(key.to_vec(), value.to_vec());
         self.encoded_len = len;
         Ok(self)
+    }
+
+    /// Keeps the pair with key `key` out of the data-key wrap (see the type's docs): it stays
+    /// bound to the header and body, but blobs that differ only in excluded pairs share one
+    /// wrap context, and so can share a cached data key.
+    ///
+    /// # Errors
+    /// [`MisuseError::UnknownContextKey`] if no pair has that key.
+    pub fn exclude_from_wrap(mut self, key: impl AsRef<[u8]>) -> Result<Self, MisuseError> {
+        let key = key.as_ref();
+        if !self.entries.contains_key(key) {
+            return Err(MisuseError::UnknownContextKey);
+        }
+        self.wrap_excluded.insert(key.to_vec());
+        Ok(self)
+    }
+
+    /// Whether the pair with key `key` is bound to the data-key wrap (false if absent).
+    pub fn is_bound_to_wrap(&self, key: &[u8]) -> bool {
+        self.entries.contains_key(key) && !self.wrap_excluded.contains(key)
+    }
+
+    /// The header's wrap scope: bit `i` set if the `i`-th pair (canonical order) is bound
+    /// to the wrap.
+    pub(crate) fn wrap_scope(&self) -> u64 {
+        self.entries
+            .keys()
+            .enumerate()
+            .filter(|(_, key)| !self.wrap_excluded.contains(*key))
+            .fold(0, |mask, (i, _)| mask | (1u64 << i))
+    }
+
+    /// The pairs selected by a wrap scope (bits past the last pair are ignored; the header
+    /// parser rejects them).
+    pub(crate) fn scoped(&self, scope: u64) -> Self {
+        let mut out = Self::new();
+        for (i, (key, value)) in self.entries.iter().enumerate() {
+            if i < 64 && scope & (1u64 << i) != 0 {
+                out.encoded_len += entry_len(key, value);
+                out.entries.insert(key.clone(), value.clone());
+            }
+        }
+        out
+    }
+
+    /// The same pairs with no exclusions.
+    pub(crate) fn without_exclusions(&self) -> Self {
+        Self {
+            entries: self.entries.clone(),
+            encoded_len: self.encoded_len,
+            wrap_excluded: BTreeSet::new(),
+        }
+    }
+
+    /// The context with the wrap exclusions of `scope` (the inverse of [`Context::wrap_scope`]).
+    pub(crate) fn with_scope(mut self, scope: u64) -> Self {
+        self.wrap_excluded = self
+            .entries
+            .keys()
+            .enumerate()
+            .filter(|(i, _)| *i >= 64 || scope & (1u64 << i) == 0)
+            .map(|(_, key)| key.clone())
+            .collect();
+        self
     }
 
     /// The value for `key`, if present.
@@ -150,6 +234,7 @@ impl Context {
         Ok(Self {
             entries,
             encoded_len,
+            wrap_excluded: BTreeSet::new(),
         })
     }
 }

@@ -89,6 +89,9 @@ pub enum Malformed {
     /// Context keys are not in strictly ascending byte order (unsorted or duplicated).
     #[error("context keys are not strictly ascending (unsorted or duplicate)")]
     ContextOrder,
+    /// The wrap scope selects context entries the context does not have.
+    #[error("wrap scope names context entries that do not exist")]
+    WrapScope,
     /// The header holds no wrapped key.
     #[error("header holds no wrapped key")]
     NoWrappedKeys,
@@ -161,6 +164,9 @@ pub enum MisuseError {
     /// The same context key given twice.
     #[error("duplicate context key")]
     DuplicateContextKey,
+    /// [`crate::Context::exclude_from_wrap`] named a key the context does not hold.
+    #[error("no context entry with that key")]
+    UnknownContextKey,
     /// The context would exceed a format limit.
     #[error(transparent)]
     ContextTooLarge(LimitExceeded),

@@ -7,7 +7,9 @@ use std::sync::Mutex;
 
 use atrest_crypto::{CryptoProvider, Key256};
 
-use crate::kek::{KeyId, KeyUnavailable, KeyWrapper, UnwrapError, WrapError, WrappedKey, local};
+use crate::kek::{
+    KeyId, KeyUnavailable, KeyWrapper, UnwrapError, WrapContext, WrapError, WrappedKey, local,
+};
 use crate::{Context, Error, Header, Opener, Options};
 
 /// A versioned in-memory keyring for tests: each key has versions `1..=n`, the newest is the
@@ -78,7 +80,12 @@ impl TestWrapper {
 }
 
 impl KeyWrapper for TestWrapper {
-    fn wrap(&self, key_id: &KeyId, data_key: &Key256, aad: &[u8]) -> Result<WrappedKey, WrapError> {
+    fn wrap(
+        &self,
+        key_id: &KeyId,
+        data_key: &Key256,
+        ctx: &WrapContext,
+    ) -> Result<WrappedKey, WrapError> {
         let keys = self.keys();
         let versions = keys
             .get(key_id)
@@ -94,7 +101,7 @@ impl KeyWrapper for TestWrapper {
                 reason: *reason,
             });
         }
-        let ciphertext = local::wrap(self.provider, kek, key_id, version, data_key, aad)?;
+        let ciphertext = local::wrap(self.provider, kek, key_id, version, data_key, ctx.aad())?;
         Ok(WrappedKey {
             key_id: key_id.clone(),
             version,
@@ -102,7 +109,7 @@ impl KeyWrapper for TestWrapper {
         })
     }
 
-    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<Key256, UnwrapError> {
+    fn unwrap(&self, wrapped: &WrappedKey, ctx: &WrapContext) -> Result<Key256, UnwrapError> {
         let keys = self.keys();
         let versions = keys
             .get(&wrapped.key_id)
@@ -132,7 +139,7 @@ impl KeyWrapper for TestWrapper {
             &wrapped.key_id,
             wrapped.version,
             &wrapped.ciphertext,
-            aad,
+            ctx.aad(),
         )
     }
 }
@@ -236,7 +243,25 @@ pub fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         ("empty-plaintext", seal(&Context::new(), b"")),
         ("two-segments", seal(&Context::new(), &[7u8; 4100])),
         ("with-context", seal(&context, b"attachment")),
+        (
+            "with-wrap-scope",
+            seal(
+                &context
+                    .clone()
+                    .exclude_from_wrap("object")
+                    .expect("entry exists"),
+                b"attachment",
+            ),
+        ),
     ]
+}
+
+/// A wrap context `{blob: label}` for tests that wrap keys directly.
+pub fn wrap_context(label: &[u8]) -> WrapContext {
+    let context = Context::new()
+        .with("blob", label)
+        .unwrap_or_else(|_| Context::new());
+    WrapContext::new(&context)
 }
 
 #[cfg(test)]
@@ -246,7 +271,7 @@ mod tests {
     #[test]
     fn seeds_reach_decryption_and_mutations_do_not_panic() {
         for (name, seed) in seeds() {
-            let expected = if name == "with-context" {
+            let expected = if name.starts_with("with-") {
                 "header-authentication"
             } else {
                 "decrypted"

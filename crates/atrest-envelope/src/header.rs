@@ -3,7 +3,8 @@
 //! ```text
 //! header  = binding || u8(n) || wrapped_key * n || header_tag (32)
 //! binding = magic (89 61 74 65) || version (01) || suite (01) || u32(segment_size)
-//!           || blob_id (32) || u16(len(context)) || context || commitment (32)
+//!           || blob_id (32) || u16(len(context)) || context || u64(wrap_scope)
+//!           || commitment (32)
 //! wrapped_key = u8(len(key_id)) || key_id || u32(version) || u16(len(wrapped)) || wrapped
 //! ```
 //!
@@ -14,7 +15,7 @@ use std::ops::Range;
 
 use crate::context::{Context, MAX_CONTEXT_LEN};
 use crate::error::{Error, LimitExceeded, Malformed};
-use crate::kek::{KeyId, WrappedKey};
+use crate::kek::{KeyId, WrapContext, WrappedKey};
 
 /// The envelope magic: `0x89` then ASCII `ate` (the stream magic is `89 61 74 72`).
 pub const MAGIC: [u8; 4] = [0x89, b'a', b't', b'e'];
@@ -32,9 +33,10 @@ pub const TAG_LEN: usize = 32;
 pub const MAX_WRAPPED_KEYS: usize = 8;
 /// The longest wrapped key (ciphertext from the key holder), in bytes.
 pub const MAX_WRAPPED_KEY_LEN: usize = 1024;
-/// The longest possible header: every field at its cap (14 493 bytes).
+/// The longest possible header: every field at its cap (14 501 bytes).
 pub const MAX_HEADER_LEN: usize = FIXED_LEN
     + MAX_CONTEXT_LEN
+    + WRAP_SCOPE_LEN
     + COMMITMENT_LEN
     + 1
     + MAX_WRAPPED_KEYS * (1 + KeyId::MAX_LEN + 4 + 2 + MAX_WRAPPED_KEY_LEN)
@@ -42,6 +44,8 @@ pub const MAX_HEADER_LEN: usize = FIXED_LEN
 
 /// Magic, version, suite, segment size, blob id and context length.
 const FIXED_LEN: usize = 4 + 1 + 1 + 4 + BLOB_ID_LEN + 2;
+/// The wrap scope: a bit mask over the context entries bound to the data-key wraps.
+const WRAP_SCOPE_LEN: usize = 8;
 /// Size of the stream header at the start of every body.
 pub(crate) const STREAM_HEADER_LEN: u64 = 42;
 
@@ -52,6 +56,7 @@ pub struct Header {
     pub(crate) segment_size: u32,
     pub(crate) blob_id: [u8; BLOB_ID_LEN],
     pub(crate) context: Context,
+    pub(crate) wrap_scope: u64,
     pub(crate) commitment: [u8; COMMITMENT_LEN],
     pub(crate) wrapped_keys: Vec<WrappedKey>,
     pub(crate) tag: [u8; TAG_LEN],
@@ -99,7 +104,7 @@ impl Header {
 
     /// The header's bytes (canonical: `Header::parse(&h.to_bytes()) == h`).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = self.signed_bytes(&self.context);
+        let mut out = self.bytes_before_tag(&self.context);
         out.extend_from_slice(&self.tag);
         out
     }
@@ -132,7 +137,8 @@ impl Header {
     }
 
     /// The encryption context the blob was sealed with (as stored; unauthenticated until the
-    /// header is opened).
+    /// header is opened). Entries kept out of the data-key wrap are marked as such
+    /// ([`Context::is_bound_to_wrap`]).
     pub fn context(&self) -> &Context {
         &self.context
     }
@@ -187,7 +193,7 @@ impl Header {
     }
 
     fn binding_len(&self) -> usize {
-        FIXED_LEN + self.context.encoded_len() + COMMITMENT_LEN
+        FIXED_LEN + self.context.encoded_len() + WRAP_SCOPE_LEN + COMMITMENT_LEN
     }
 
     /// The immutable part, with `context` in place of the stored one: the wrap AAD and the
@@ -202,12 +208,21 @@ impl Header {
         let context_len = u16::try_from(context.encoded_len()).unwrap_or(u16::MAX);
         out.extend_from_slice(&context_len.to_be_bytes());
         context.encode(&mut out);
+        out.extend_from_slice(&self.wrap_scope.to_be_bytes());
         out.extend_from_slice(&self.commitment);
         out
     }
 
-    /// Every byte before the header tag, with `context` in place of the stored one.
-    pub(crate) fn signed_bytes(&self, context: &Context) -> Vec<u8> {
+    /// What the data-key wraps are bound to: the entries of `context` selected by the
+    /// header's wrap scope.
+    pub(crate) fn wrap_context(&self, context: &Context) -> WrapContext {
+        WrapContext::new(&context.scoped(self.wrap_scope))
+    }
+
+    /// Every byte before the header tag, with `context` in place of the stored one. (The tag
+    /// covers only the binding: wrapped keys are authenticated by their own KEKs and checked
+    /// against the key commitment, so a rewrap never needs the data key.)
+    pub(crate) fn bytes_before_tag(&self, context: &Context) -> Vec<u8> {
         let mut out = self.binding(context);
         // Counts and lengths were checked when the header was parsed or built.
         out.push(u8::try_from(self.wrapped_keys.len()).unwrap_or(u8::MAX));
@@ -296,6 +311,12 @@ fn parse(source: &mut impl Source) -> Result<Header, Error> {
         .into());
     }
     let context = Context::decode(&source.take(context_len)?)?;
+    let wrap_scope = u64::from_be_bytes(source.array()?);
+    // Bits past the last entry would make two encodings mean the same scope.
+    if context.len() < 64 && wrap_scope >> context.len() != 0 {
+        return Err(Malformed::WrapScope.into());
+    }
+    let context = context.with_scope(wrap_scope);
     let commitment = source.array()?;
     let [count] = source.array()?;
     let count = usize::from(count);
@@ -347,6 +368,7 @@ fn parse(source: &mut impl Source) -> Result<Header, Error> {
         segment_size,
         blob_id,
         context,
+        wrap_scope,
         commitment,
         wrapped_keys,
         tag,
@@ -359,7 +381,7 @@ mod tests {
 
     #[test]
     fn max_header_len_is_what_the_caps_allow() {
-        assert_eq!(MAX_HEADER_LEN, 14_493);
+        assert_eq!(MAX_HEADER_LEN, 14_501);
     }
 
     #[test]
@@ -367,7 +389,12 @@ mod tests {
         let header = Header {
             segment_size: 4096,
             blob_id: [7; 32],
-            context: Context::new().with("tenant", "acme").expect("valid"),
+            context: Context::new()
+                .with("tenant", "acme")
+                .and_then(|c| c.with("object", "o1"))
+                .and_then(|c| c.exclude_from_wrap("object"))
+                .expect("valid"),
+            wrap_scope: 0b10,
             commitment: [8; 32],
             wrapped_keys: vec![WrappedKey {
                 key_id: KeyId::new("k").expect("valid"),
@@ -384,10 +411,40 @@ mod tests {
         assert_eq!(Header::read_from(&mut reader).expect("reads"), header);
         assert_eq!(reader, b"body");
         let (split, body) = Header::split_attached(&bytes).expect("splits");
-        assert_eq!((split, body), (header, &b"body"[..]));
+        assert_eq!((split, body), (header.clone(), &b"body"[..]));
         assert!(matches!(
             Header::parse(&bytes),
             Err(Error::Malformed(Malformed::TrailingBytes))
         ));
+        let parsed = Header::parse(&header.to_bytes()).expect("parses");
+        assert!(parsed.context().is_bound_to_wrap(b"tenant"));
+        assert!(!parsed.context().is_bound_to_wrap(b"object"));
+        assert_eq!(parsed.context().wrap_scope(), 0b10);
+    }
+
+    #[test]
+    fn wrap_scope_bits_past_the_context_are_rejected() {
+        for scope in [0b100, 1 << 63] {
+            let header = Header {
+                segment_size: 4096,
+                blob_id: [7; 32],
+                context: Context::new()
+                    .with("a", "1")
+                    .and_then(|c| c.with("b", "2"))
+                    .expect("valid"),
+                wrap_scope: scope,
+                commitment: [8; 32],
+                wrapped_keys: vec![WrappedKey {
+                    key_id: KeyId::new("k").expect("valid"),
+                    version: 1,
+                    ciphertext: vec![1],
+                }],
+                tag: [9; 32],
+            };
+            assert!(matches!(
+                Header::parse(&header.to_bytes()),
+                Err(Error::Malformed(Malformed::WrapScope))
+            ));
+        }
     }
 }

@@ -5,7 +5,11 @@
 //! local keyring (`atrest-keyring`) implements it with [`local::wrap`] / [`local::unwrap`];
 //! external KMSs (Vault Transit, AWS KMS) implement it by calling the KMS.
 
-use atrest_crypto::Key256;
+use atrest_crypto::{CryptoProvider, Key256};
+use zeroize::Zeroize;
+
+use crate::context::Context;
+use crate::header::{MAGIC, SUITE, VERSION};
 
 /// The name of a key in a keyring, e.g. one per tenant: `"tenant-42"`.
 ///
@@ -135,25 +139,195 @@ pub enum UnwrapError {
     Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// What a wrap is bound to: the blob's context entries that are not excluded from the wrap
+/// (see [`Context::exclude_from_wrap`]; by default all of them), as pairs (for a KMS
+/// encryption context) and as canonical bytes (the AAD of a local AEAD wrap).
+///
+/// ```text
+/// aad = magic (89 61 74 65) || version (01) || suite (01) || u16(len(entries)) || entries
+/// ```
+///
+/// where `entries` is the canonical context encoding of the bound entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrapContext {
+    context: Context,
+    aad: Vec<u8>,
+}
+
+impl WrapContext {
+    /// A wrap context binding every entry of `context` (exclusions in `context` are ignored:
+    /// the caller chose these pairs).
+    pub fn new(context: &Context) -> Self {
+        let mut aad = Vec::with_capacity(8 + context.encoded_len());
+        aad.extend_from_slice(&MAGIC);
+        aad.push(VERSION);
+        aad.push(SUITE);
+        // Context lengths were checked when it was built or decoded (at most 4096).
+        let len = u16::try_from(context.encoded_len()).unwrap_or(u16::MAX);
+        aad.extend_from_slice(&len.to_be_bytes());
+        context.encode(&mut aad);
+        Self {
+            context: context.without_exclusions(),
+            aad,
+        }
+    }
+
+    /// The bound pairs.
+    pub fn context(&self) -> &Context {
+        &self.context
+    }
+
+    /// The canonical bytes of the bound pairs (equal for equal pairs).
+    pub fn aad(&self) -> &[u8] {
+        &self.aad
+    }
+}
+
+/// What an envelope asks of [`KeyWrapper::generate`].
+#[derive(Clone, Copy, Debug)]
+pub struct DataKeyRequest {
+    provider: &'static CryptoProvider,
+    plaintext_len: Option<u64>,
+}
+
+impl DataKeyRequest {
+    /// A request for a data key from `provider`'s random source, for a blob of
+    /// `plaintext_len` bytes if known.
+    pub fn new(provider: &'static CryptoProvider, plaintext_len: Option<u64>) -> Self {
+        Self {
+            provider,
+            plaintext_len,
+        }
+    }
+
+    /// The crypto provider (its random source makes local data keys).
+    pub fn provider(&self) -> &'static CryptoProvider {
+        self.provider
+    }
+
+    /// The blob's plaintext length, if the caller knows it (for caches with a byte limit).
+    pub fn plaintext_len(&self) -> Option<u64> {
+        self.plaintext_len
+    }
+}
+
+/// Re-wrapping a data key failed: either its unwrap or its new wrap.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RewrapError {
+    /// The existing wrap could not be unwrapped.
+    #[error(transparent)]
+    Unwrap(#[from] UnwrapError),
+    /// The new wrap could not be made.
+    #[error(transparent)]
+    Wrap(#[from] WrapError),
+}
+
 /// Holds key-encryption keys and wraps/unwraps data keys with them.
 ///
-/// `aad` binds a wrap to the blob it belongs to (the envelope passes its immutable header
-/// fields); unwrapping with a different `aad` must fail with [`UnwrapError::Authentication`].
+/// A wrap is bound to a [`WrapContext`]; unwrapping with a different one must fail with
+/// [`UnwrapError::Authentication`]. Implementations: the local keyring (`atrest-keyring`),
+/// KMS clients (`atrest-kms`), and [`crate::cache::CachingWrapper`] around any of them.
 pub trait KeyWrapper {
     /// Wraps `data_key` under the current primary version of `key_id`.
     ///
     /// # Errors
     /// [`WrapError::KeyNotFound`], [`WrapError::Unavailable`] if the key cannot encrypt,
     /// [`WrapError::Backend`] for store or KMS failures.
-    fn wrap(&self, key_id: &KeyId, data_key: &Key256, aad: &[u8]) -> Result<WrappedKey, WrapError>;
+    fn wrap(
+        &self,
+        key_id: &KeyId,
+        data_key: &Key256,
+        ctx: &WrapContext,
+    ) -> Result<WrappedKey, WrapError>;
 
     /// Unwraps a data key wrapped by [`KeyWrapper::wrap`] with any version that may still
     /// decrypt.
     ///
     /// # Errors
     /// See [`UnwrapError`]: each key state has its own error.
-    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<Key256, UnwrapError>;
+    fn unwrap(&self, wrapped: &WrappedKey, ctx: &WrapContext) -> Result<Key256, UnwrapError>;
+
+    /// A fresh data key and its wrap under the primary version of `key_id`.
+    ///
+    /// The default draws 256 random bits from the request's provider and calls
+    /// [`KeyWrapper::wrap`]; a KMS overrides it with its own data-key call, a cache returns a
+    /// recent key for the same key and context.
+    ///
+    /// # Errors
+    /// As [`KeyWrapper::wrap`]; [`WrapError::Random`] if the random source fails.
+    fn generate(
+        &self,
+        key_id: &KeyId,
+        ctx: &WrapContext,
+        request: &DataKeyRequest,
+    ) -> Result<(Key256, WrappedKey), WrapError> {
+        let mut bytes = [0u8; 32];
+        let filled = request.provider().random.fill(&mut bytes);
+        let key = Key256::from_bytes(bytes);
+        bytes.zeroize();
+        filled.map_err(|_| WrapError::Random)?;
+        let wrapped = self.wrap(key_id, &key, ctx)?;
+        Ok((key, wrapped))
+    }
+
+    /// Re-wraps a data key under the current primary version of `wrapped.key_id`.
+    ///
+    /// The default unwraps and wraps again; a KMS overrides it so the data key never leaves
+    /// the KMS.
+    ///
+    /// # Errors
+    /// [`RewrapError::Unwrap`] or [`RewrapError::Wrap`].
+    fn rewrap(&self, wrapped: &WrappedKey, ctx: &WrapContext) -> Result<WrappedKey, RewrapError> {
+        let key = self.unwrap(wrapped, ctx)?;
+        Ok(self.wrap(&wrapped.key_id, &key, ctx)?)
+    }
+
+    /// Drops anything remembered about `key_id` (cached data keys, unwrapped keys). Call it
+    /// after rotating, disabling or destroying that key, so revocation takes effect at once.
+    /// The default does nothing (nothing is cached).
+    fn forget(&self, key_id: &KeyId) {
+        let _ = key_id;
+    }
 }
+
+macro_rules! forward_key_wrapper {
+    ($($ty:ty),*) => {$(
+        impl<W: KeyWrapper + ?Sized> KeyWrapper for $ty {
+            fn wrap(
+                &self,
+                key_id: &KeyId,
+                data_key: &Key256,
+                ctx: &WrapContext,
+            ) -> Result<WrappedKey, WrapError> {
+                (**self).wrap(key_id, data_key, ctx)
+            }
+            fn unwrap(&self, wrapped: &WrappedKey, ctx: &WrapContext) -> Result<Key256, UnwrapError> {
+                (**self).unwrap(wrapped, ctx)
+            }
+            fn generate(
+                &self,
+                key_id: &KeyId,
+                ctx: &WrapContext,
+                request: &DataKeyRequest,
+            ) -> Result<(Key256, WrappedKey), WrapError> {
+                (**self).generate(key_id, ctx, request)
+            }
+            fn rewrap(
+                &self,
+                wrapped: &WrappedKey,
+                ctx: &WrapContext,
+            ) -> Result<WrappedKey, RewrapError> {
+                (**self).rewrap(wrapped, ctx)
+            }
+            fn forget(&self, key_id: &KeyId) {
+                (**self).forget(key_id);
+            }
+        }
+    )*};
+}
+
+forward_key_wrapper!(&W, Box<W>, std::sync::Arc<W>);
 
 /// The local wrapping algorithm, for KEKs whose material is in this process (the keyring).
 /// Specified in docs/FORMAT.md ("Local key wrap").

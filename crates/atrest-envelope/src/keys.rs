@@ -3,7 +3,7 @@
 //! ```text
 //! commitment = HKDF-SHA256(salt = blob_id, ikm = data_key, info = "atrest envelope v1 key commitment", L = 32)
 //! body_key   = HKDF-SHA256(salt = blob_id, ikm = data_key, info = "atrest envelope v1 body key", L = 32)
-//! header_tag = HKDF-SHA256(salt = blob_id, ikm = data_key, info = "atrest envelope v1 header tag" || header[..len - 32], L = 32)
+//! header_tag = HKDF-SHA256(salt = blob_id, ikm = data_key, info = "atrest envelope v1 header tag" || binding, L = 32)
 //! ```
 
 use atrest_crypto::{CryptoProvider, Key256};
@@ -27,9 +27,13 @@ pub(crate) struct DataKey {
 }
 
 impl DataKey {
-    /// A fresh data key and blob id from the provider's CSPRNG.
-    pub(crate) fn generate(provider: &CryptoProvider) -> Result<Self, Error> {
-        let key = Key256::generate(provider)?;
+    /// A data key (from the key holder) with a fresh blob id from the provider's CSPRNG.
+    /// A data key may serve several blobs (a data-key cache); the blob id makes every
+    /// derived key unique to one blob.
+    pub(crate) fn with_fresh_blob_id(
+        key: Key256,
+        provider: &CryptoProvider,
+    ) -> Result<Self, Error> {
         let mut blob_id = [0u8; BLOB_ID_LEN];
         provider.random.fill(&mut blob_id)?;
         Ok(Self { key, blob_id })
@@ -100,7 +104,7 @@ pub(crate) fn open_header<W: KeyWrapper + ?Sized>(
     if !bool::from(commitment.ct_eq(&header.commitment)) {
         return Err(Error::CommitmentMismatch);
     }
-    let expected = data_key.header_tag(provider, &header.signed_bytes(context))?;
+    let expected = data_key.header_tag(provider, &header.binding(context))?;
     if !bool::from(expected.ct_eq(&header.tag)) {
         return Err(Error::Authentication);
     }
@@ -110,12 +114,12 @@ pub(crate) fn open_header<W: KeyWrapper + ?Sized>(
 /// Unwraps the first wrapped key the wrapper can unwrap; if none, reports the most specific
 /// failure (see [`rank`]).
 fn unwrap_first<W: KeyWrapper + ?Sized>(header: &Header, wrapper: &W) -> Result<Key256, Error> {
-    // The wrapped keys are bound to the blob through the stored binding: a wrapped key moved
-    // from another blob (or a modified binding) fails to unwrap.
-    let aad = header.binding(&header.context);
+    // The wrapped keys are bound to the stored context's wrapped part; a wrapped key moved
+    // from another blob with the same wrap context unwraps, and then fails the commitment.
+    let ctx = header.wrap_context(&header.context);
     let mut best: Option<(&WrappedKey, UnwrapError)> = None;
     for wrapped in &header.wrapped_keys {
-        match wrapper.unwrap(wrapped, &aad) {
+        match wrapper.unwrap(wrapped, &ctx) {
             Ok(key) => return Ok(key),
             Err(err) => {
                 if best.as_ref().is_none_or(|(_, b)| rank(&err) > rank(b)) {

@@ -47,6 +47,7 @@
 //!   (a header is at most [`MAX_HEADER_LEN`] bytes).
 
 mod blob;
+pub mod cache;
 mod context;
 mod error;
 #[doc(hidden)]
@@ -63,5 +64,8 @@ pub use header::{
     BLOB_ID_LEN, COMMITMENT_LEN, Header, MAGIC, MAX_HEADER_LEN, MAX_WRAPPED_KEY_LEN,
     MAX_WRAPPED_KEYS, SUITE, TAG_LEN, VERSION,
 };
-pub use kek::{KeyId, KeyUnavailable, KeyWrapper, UnwrapError, WrapError, WrappedKey, local};
+pub use kek::{
+    DataKeyRequest, KeyId, KeyUnavailable, KeyWrapper, RewrapError, UnwrapError, WrapContext,
+    WrapError, WrappedKey, local,
+};
 pub use rewrap::{RewrapPlan, rewrap, rewrap_attached, rewrap_attached_bytes, rewrap_header};

@@ -2,10 +2,10 @@
 
 use std::io::{Read, Write};
 
-use crate::blob::{Options, wrap_checked};
+use crate::blob::{Options, check_shape, wrap_checked};
 use crate::error::{Error, MisuseError};
 use crate::header::{Header, MAX_WRAPPED_KEYS};
-use crate::kek::{KeyId, KeyWrapper, WrappedKey};
+use crate::kek::{KeyId, KeyWrapper, RewrapError, WrapContext, WrappedKey};
 use crate::keys::open_header;
 
 /// What a rewrap does to a header's wrapped keys.
@@ -34,9 +34,13 @@ pub enum RewrapPlan {
 /// bound to the header's immutable part (suite, blob id, segment size, context, commitment),
 /// which a rewrap never changes.
 ///
-/// The old header is verified in full first (unwrap, key commitment, header tag against its
-/// stored context), so a rewrap never launders a forged header. The data key never leaves
-/// this function.
+/// [`RewrapPlan::Rotate`] asks the key holder to re-wrap each wrapped key
+/// ([`KeyWrapper::rewrap`]): a KMS does it without the data key ever leaving it, and the
+/// header tag, which covers only the immutable part, stays as it is. A header that did not
+/// open before (bad commitment or tag) still does not open after: a rewrap never launders a
+/// forged header. The other plans need the data key: they verify the old header in full
+/// first (unwrap, key commitment, header tag against its stored context); the data key never
+/// leaves this function.
 ///
 /// ```
 /// # use atrest_envelope::{Context, KeyId, RewrapPlan, Header, rewrap, open_detached, seal_detached};
@@ -75,12 +79,16 @@ pub fn rewrap_header<W: KeyWrapper + ?Sized>(
     plan: &RewrapPlan,
     options: &Options,
 ) -> Result<Header, Error> {
+    let ctx = header.wrap_context(&header.context);
+    if *plan == RewrapPlan::Rotate {
+        return rotate(header, wrapper, &ctx);
+    }
     let provider = options.crypto_provider();
     let data_key = open_header(provider, header, wrapper, &header.context)?;
-    let binding = header.binding(&header.context);
-    let wrap = |key_id: &KeyId| wrap_checked(wrapper, key_id, &data_key, &binding);
+    let wrap = |key_id: &KeyId| wrap_checked(wrapper, key_id, &data_key, &ctx);
 
     let mut keys: Vec<WrappedKey> = match plan {
+        // Handled above without the data key; kept for exhaustiveness.
         RewrapPlan::Rotate => {
             let mut keys = Vec::with_capacity(header.wrapped_keys.len());
             for old in &header.wrapped_keys {
@@ -126,13 +134,10 @@ pub fn rewrap_header<W: KeyWrapper + ?Sized>(
         .into());
     }
     keys.shrink_to_fit();
-    let mut new = Header {
+    Ok(Header {
         wrapped_keys: keys,
-        tag: [0; 32],
         ..header.clone()
-    };
-    new.tag = data_key.header_tag(provider, &new.signed_bytes(&new.context))?;
-    Ok(new)
+    })
 }
 
 /// Rewraps an attached object streamed from `object` into `out`: the new header, then the
@@ -170,4 +175,32 @@ pub fn rewrap_attached_bytes<W: KeyWrapper + ?Sized>(
     let mut out = rewrap_header(&header, wrapper, plan, &Options::default())?.to_bytes();
     out.extend_from_slice(body);
     Ok(out)
+}
+
+/// [`RewrapPlan::Rotate`] without the data key: each key id's first wrap re-wrapped by the
+/// key holder under that key's primary version.
+fn rotate<W: KeyWrapper + ?Sized>(
+    header: &Header,
+    wrapper: &W,
+    ctx: &WrapContext,
+) -> Result<Header, Error> {
+    let mut keys: Vec<WrappedKey> = Vec::with_capacity(header.wrapped_keys.len());
+    for old in &header.wrapped_keys {
+        if keys.iter().any(|k| k.key_id == old.key_id) {
+            continue;
+        }
+        let new = wrapper.rewrap(old, ctx).map_err(|err| match err {
+            RewrapError::Unwrap(source) => Error::Unwrap {
+                key_id: old.key_id.clone(),
+                version: old.version,
+                source,
+            },
+            RewrapError::Wrap(source) => Error::from(source),
+        })?;
+        keys.push(check_shape(&old.key_id, new)?);
+    }
+    Ok(Header {
+        wrapped_keys: keys,
+        ..header.clone()
+    })
 }

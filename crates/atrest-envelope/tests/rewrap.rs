@@ -117,14 +117,49 @@ fn attached_rewrap_keeps_body_bytes_identical() {
 #[test]
 fn rewrap_verifies_first_and_refuses_impossible_plans() {
     let (wrapper, id) = keyring();
-    let (header, _) = seal_detached(&wrapper, &id, &context(), b"x").expect("seal");
-
+    let (header, body) = seal_detached(&wrapper, &id, &context(), b"x").expect("seal");
+    let (other, _) = seal_detached(&wrapper, &id, &context(), b"y").expect("seal");
     let mut tampered = header.clone();
     let last = tampered.len() - 1;
     tampered[last] ^= 1;
+    // Plans that need the data key verify the old header first.
     assert!(matches!(
-        rewrap(&tampered, &wrapper, &RewrapPlan::Rotate),
+        rewrap(&tampered, &wrapper, &RewrapPlan::Add(id.clone())),
         Err(Error::Authentication)
+    ));
+    // Rotate re-wraps without the data key (as a KMS does), but never launders: the forged
+    // header still fails after the rotation.
+    let (rotating, _) = keyring();
+    let (header_r, body_r) = seal_detached(&rotating, &id, &context(), b"x").expect("seal");
+    let mut tampered = header_r.clone();
+    tampered[last] ^= 1;
+    rotating.rotate(&id);
+    let rotated = rewrap(&tampered, &rotating, &RewrapPlan::Rotate).expect("rotates");
+    assert_eq!(
+        Header::parse(&rotated).expect("parses").wrapped_keys()[0].version,
+        2
+    );
+    assert!(matches!(
+        open_detached(&rotating, &context(), &rotated, &body_r),
+        Err(Error::Authentication)
+    ));
+    // A wrapped key from another blob with the same wrap context unwraps, and then fails
+    // the key commitment.
+    let donor = Header::parse(&other).expect("parses");
+    let mut bytes = header.clone();
+    let old_wrap = &Header::parse(&header).expect("parses").wrapped_keys()[0]
+        .ciphertext
+        .clone();
+    let new_wrap = &donor.wrapped_keys()[0].ciphertext;
+    assert_eq!(old_wrap.len(), new_wrap.len());
+    let at = bytes
+        .windows(old_wrap.len())
+        .position(|w| w == &old_wrap[..])
+        .expect("wrap in header");
+    bytes[at..at + new_wrap.len()].copy_from_slice(new_wrap);
+    assert!(matches!(
+        open_detached(&wrapper, &context(), &bytes, &body),
+        Err(Error::CommitmentMismatch)
     ));
     assert!(matches!(
         rewrap(

@@ -20,14 +20,15 @@ fn ctx() -> atrest_envelope::Context {
 
 /// Offsets of the test header (context `tenant=acme`, one key `k1` v1, 80-byte wrap).
 const CONTEXT_LEN_AT: usize = 42;
-const COMMITMENT_AT: usize = 57;
-const COUNT_AT: usize = 89;
-const ID_LEN_AT: usize = 90;
-const VERSION_AT: usize = 93;
-const WRAPPED_LEN_AT: usize = 97;
-const WRAPPED_AT: usize = 99;
-const TAG_AT: usize = 179;
-const HEADER_LEN: usize = 211;
+const WRAP_SCOPE_AT: usize = 57;
+const COMMITMENT_AT: usize = 65;
+const COUNT_AT: usize = 97;
+const ID_LEN_AT: usize = 98;
+const VERSION_AT: usize = 101;
+const WRAPPED_LEN_AT: usize = 105;
+const WRAPPED_AT: usize = 107;
+const TAG_AT: usize = 187;
+const HEADER_LEN: usize = 219;
 
 #[derive(Debug, PartialEq)]
 enum Expect {
@@ -37,6 +38,7 @@ enum Expect {
     KeyNotFound,
     VersionNotFound,
     Authentication,
+    CommitmentMismatch,
     /// A length field: the rest of the header is re-read from another offset.
     AnyParseError,
 }
@@ -46,6 +48,7 @@ fn classify(result: Result<Vec<u8>, Error>) -> Expect {
         Err(Error::Malformed(Malformed::SegmentSize(_))) => Expect::SegmentSize,
         Err(Error::Malformed(m)) => Expect::Malformed(m),
         Err(Error::Authentication) => Expect::Authentication,
+        Err(Error::CommitmentMismatch) => Expect::CommitmentMismatch,
         Err(err @ Error::Unwrap { .. }) => match unwrap_error(Err::<(), _>(err)).2 {
             UnwrapError::Authentication => Expect::UnwrapAuthentication,
             UnwrapError::KeyNotFound(_) => Expect::KeyNotFound,
@@ -65,6 +68,10 @@ fn every_header_byte_flipped_gives_the_error_of_its_field() {
     let (header, body) = seal_detached(&wrapper, &id, &ctx(), b"data").expect("seal");
     assert_eq!(header.len(), HEADER_LEN);
     assert_eq!(&header[COUNT_AT..VERSION_AT], b"\x01\x02k1");
+    assert_eq!(
+        &header[WRAP_SCOPE_AT..COMMITMENT_AT],
+        &[0, 0, 0, 0, 0, 0, 0, 1]
+    );
     assert_eq!(&header[WRAPPED_LEN_AT..WRAPPED_AT], &[0, 80]);
 
     for at in 0..HEADER_LEN {
@@ -75,17 +82,25 @@ fn every_header_byte_flipped_gives_the_error_of_its_field() {
             0..4 => Expect::Malformed(Malformed::Magic),
             4 => Expect::Malformed(Malformed::Version(0)),
             5 => Expect::Malformed(Malformed::Suite(0)),
-            // 65536 = 00 01 00 00: bytes 6 and 7 leave the range, 8 and 9 stay in it.
+            // 65536 = 00 01 00 00: bytes 6 and 7 leave the range, 8 and 9 stay in it and
+            // fail the header tag.
             6 | 7 => Expect::SegmentSize,
-            // Segment size, blob id, context contents and commitment are bound to the wrap.
-            8..CONTEXT_LEN_AT | 45..51 | 53..COUNT_AT => Expect::UnwrapAuthentication,
+            8 | 9 => Expect::Authentication,
+            // The blob id salts the key commitment.
+            10..CONTEXT_LEN_AT => Expect::CommitmentMismatch,
             CONTEXT_LEN_AT => Expect::AnyParseError,
             43 | 44 | 51 | 52 => Expect::Malformed(Malformed::ContextEntry),
+            // The context (its bound entries) is bound to the wrap.
+            45..51 | 53..WRAP_SCOPE_AT => Expect::UnwrapAuthentication,
+            // A scope bit past the one entry; or the entry dropped from the wrap context.
+            WRAP_SCOPE_AT..64 => Expect::Malformed(Malformed::WrapScope),
+            64 => Expect::UnwrapAuthentication,
+            COMMITMENT_AT..COUNT_AT => Expect::CommitmentMismatch,
             COUNT_AT => Expect::Malformed(Malformed::NoWrappedKeys),
             ID_LEN_AT => Expect::AnyParseError,
-            91 | 92 => Expect::KeyNotFound,
+            99 | 100 => Expect::KeyNotFound,
             VERSION_AT..WRAPPED_LEN_AT => Expect::VersionNotFound,
-            WRAPPED_LEN_AT | 98 => Expect::Malformed(Malformed::Truncated),
+            WRAPPED_LEN_AT | 106 => Expect::Malformed(Malformed::Truncated),
             WRAPPED_AT..TAG_AT => Expect::UnwrapAuthentication,
             _ => Expect::Authentication,
         };
@@ -230,9 +245,9 @@ fn a_wrapped_key_for_another_data_key_is_a_commitment_mismatch() {
     let (header, body) = seal_detached(&wrapper, &id, &ctx(), b"data").expect("seal");
 
     let other_key = Key256::from_bytes([0xEE; 32]);
-    let binding = &header[..COUNT_AT];
+    let wrap_aad = atrest_envelope::WrapContext::new(&ctx());
     let forged_wrap =
-        local::wrap(DEFAULT_PROVIDER, &kek, &id, 1, &other_key, binding).expect("wrap");
+        local::wrap(DEFAULT_PROVIDER, &kek, &id, 1, &other_key, wrap_aad.aad()).expect("wrap");
     let mut forged = header.clone();
     forged[WRAPPED_AT..TAG_AT].copy_from_slice(&forged_wrap);
     let mut tag = [0u8; 32];
@@ -241,7 +256,7 @@ fn a_wrapped_key_for_another_data_key_is_a_commitment_mismatch() {
         .derive(
             &header[10..42],
             other_key.expose_secret(),
-            &[b"atrest envelope v1 header tag", &forged[..TAG_AT]],
+            &[b"atrest envelope v1 header tag", &forged[..COUNT_AT]],
             &mut tag,
         )
         .expect("hkdf");

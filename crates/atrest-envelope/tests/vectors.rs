@@ -65,6 +65,9 @@ struct Vector {
     blob_id: String,
     /// `[key, value]` pairs, hex.
     context: Vec<[String; 2]>,
+    /// Keys (hex) of the context pairs kept out of the data-key wrap.
+    #[serde(default)]
+    wrap_excluded: Vec<String>,
     keys: Vec<Kek>,
     stream_salt: String,
     plaintext: String,
@@ -92,11 +95,13 @@ fn arr(s: &str) -> [u8; 32] {
     unhex(s).try_into().expect("32 bytes")
 }
 
-/// The inputs of one vector: name, segment size, context, keys (id, version), plaintext.
+/// The inputs of one vector: name, segment size, context, context keys excluded from the
+/// wrap, keys (id, version), plaintext.
 type Case = (
     &'static str,
     u32,
     Vec<(&'static str, &'static str)>,
+    Vec<&'static str>,
     Vec<(&'static str, u32)>,
     Vec<u8>,
 );
@@ -107,6 +112,7 @@ fn cases() -> Vec<Case> {
             "empty-context_len0",
             4096,
             vec![],
+            vec![],
             vec![("k1", 1)],
             Vec::new(),
         ),
@@ -114,6 +120,15 @@ fn cases() -> Vec<Case> {
             "context_len5",
             4096,
             vec![("tenant", "acme"), ("object", "invoice-17")],
+            vec![],
+            vec![("tenant-acme", 3)],
+            b"hello".to_vec(),
+        ),
+        (
+            "object-excluded-from-wrap_len5",
+            4096,
+            vec![("tenant", "acme"), ("object", "invoice-17")],
+            vec!["object"],
             vec![("tenant-acme", 3)],
             b"hello".to_vec(),
         ),
@@ -121,6 +136,7 @@ fn cases() -> Vec<Case> {
             "two-keys_len4097",
             4096,
             vec![("tenant", "acme")],
+            vec![],
             vec![("tenant-acme", 2), ("escrow", 1)],
             (0..4097u32).map(|i| (i % 251) as u8).collect(),
         ),
@@ -140,10 +156,48 @@ fn wrapper_for(keys: &[(String, u32, [u8; 32])]) -> TestWrapper {
     wrapper
 }
 
-fn context_of(pairs: &[[String; 2]]) -> Context {
-    pairs.iter().fold(Context::new(), |c, [k, v]| {
-        c.with(unhex(k), unhex(v)).expect("valid context")
+fn context_of(v: &Vector) -> Context {
+    let context = v.context.iter().fold(Context::new(), |c, [k, val]| {
+        c.with(unhex(k), unhex(val)).expect("valid context")
+    });
+    v.wrap_excluded.iter().fold(context, |c, k| {
+        c.exclude_from_wrap(unhex(k)).expect("excluded key exists")
     })
+}
+
+/// The wrap AAD, built from the spec: magic || 01 || 01 || u16(len) || bound pairs (sorted).
+fn wrap_aad(v: &Vector) -> Vec<u8> {
+    let mut pairs: Vec<(Vec<u8>, Vec<u8>)> = v
+        .context
+        .iter()
+        .filter(|[k, _]| !v.wrap_excluded.contains(k))
+        .map(|[k, val]| (unhex(k), unhex(val)))
+        .collect();
+    pairs.sort();
+    let mut entries = Vec::new();
+    for (k, val) in pairs {
+        entries.push(k.len() as u8);
+        entries.extend_from_slice(&k);
+        entries.extend_from_slice(&(val.len() as u16).to_be_bytes());
+        entries.extend_from_slice(&val);
+    }
+    let mut aad = vec![0x89, b'a', b't', b'e', 1, 1];
+    aad.extend_from_slice(&(entries.len() as u16).to_be_bytes());
+    aad.extend_from_slice(&entries);
+    aad
+}
+
+/// Length of the binding (everything before the wrapped-key count).
+fn binding_len(header: &[u8]) -> usize {
+    let parsed = Header::parse(header).expect("parses");
+    header.len()
+        - 32
+        - 1
+        - parsed
+            .wrapped_keys()
+            .iter()
+            .map(|w| 1 + w.key_id.as_str().len() + 4 + 2 + w.ciphertext.len())
+            .sum::<usize>()
 }
 
 fn hkdf(salt: &[u8], ikm: &[u8], info: &[&[u8]]) -> [u8; 32] {
@@ -170,7 +224,7 @@ fn reseal(v: &Vector, keys: &[(String, u32, [u8; 32])], plaintext: &[u8]) -> (Ve
     let sealer = Sealer::with_fixed_key_for_testing(
         &wrapper,
         &ids,
-        &context_of(&v.context),
+        &context_of(v),
         &options,
         arr(&v.data_key),
         arr(&v.blob_id),
@@ -199,7 +253,7 @@ fn check() {
     for v in &file.vectors {
         let keys = kek_list(v);
         let (header, body, plaintext) = (unhex(&v.header), unhex(&v.body), unhex(&v.plaintext));
-        let context = context_of(&v.context);
+        let context = context_of(v);
 
         // 1. It opens, with every key alone.
         for key in &keys {
@@ -221,11 +275,26 @@ fn check() {
         let tag = hkdf(
             &blob_id,
             &dk,
-            &[b"atrest envelope v1 header tag", &header[..tag_at]],
+            &[
+                b"atrest envelope v1 header tag",
+                &header[..binding_len(&header)],
+            ],
         );
         assert_eq!(hex::encode(tag), v.header_tag);
         assert_eq!(&header[tag_at..], tag);
         for k in &v.keys {
+            let wrap_key = hkdf(
+                &unhex(&k.wrap_salt),
+                &unhex(&k.kek),
+                &[
+                    b"atrest envelope v1 local wrap",
+                    &[k.key_id.len() as u8],
+                    k.key_id.as_bytes(),
+                    &k.version.to_be_bytes(),
+                    &wrap_aad(v),
+                ],
+            );
+            assert_eq!(hex::encode(wrap_key), k.wrap_key, "{}", v.name);
             assert_eq!(
                 &parsed
                     .wrapped_keys()
@@ -255,7 +324,8 @@ fn regenerate() {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     let mut vectors = Vec::new();
-    for (n, (name, segment_size, context, key_names, plaintext)) in cases().into_iter().enumerate()
+    for (n, (name, segment_size, context, excluded, key_names, plaintext)) in
+        cases().into_iter().enumerate()
     {
         let n = n as u8;
         let data_key: [u8; 32] = std::array::from_fn(|i| (i as u8).wrapping_mul(7).wrapping_add(n));
@@ -277,6 +347,7 @@ fn regenerate() {
                 .iter()
                 .map(|(k, v)| [hex::encode(k), hex::encode(v)])
                 .collect(),
+            wrap_excluded: excluded.iter().map(hex::encode).collect(),
             keys: Vec::new(),
             stream_salt: String::new(),
             plaintext: hex::encode(&plaintext),
@@ -292,14 +363,6 @@ fn regenerate() {
         };
         let (header, body) = reseal(&v, &keys, &plaintext);
         let parsed = Header::parse(&header).expect("parses");
-        let binding_len = header.len()
-            - 32
-            - 1
-            - parsed
-                .wrapped_keys()
-                .iter()
-                .map(|w| 1 + w.key_id.as_str().len() + 4 + 2 + w.ciphertext.len())
-                .sum::<usize>();
         for ((id, version, kek), w) in keys.iter().zip(parsed.wrapped_keys()) {
             let salt = &w.ciphertext[..32];
             let wrap_key = hkdf(
@@ -310,7 +373,7 @@ fn regenerate() {
                     &[id.len() as u8],
                     id.as_bytes(),
                     &version.to_be_bytes(),
-                    &header[..binding_len],
+                    &wrap_aad(&v),
                 ],
             );
             v.keys.push(Kek {

@@ -2,13 +2,18 @@
 //! version that may still decrypt, and says precisely why a version cannot be used.
 
 use atrest_crypto::Key256;
-use atrest_envelope::{KeyId, KeyWrapper, UnwrapError, WrapError, WrappedKey, local};
+use atrest_envelope::{KeyId, KeyWrapper, UnwrapError, WrapContext, WrapError, WrappedKey, local};
 
 use crate::Keyring;
 use crate::audit::{Operation, Outcome, record};
 
 impl KeyWrapper for Keyring {
-    fn wrap(&self, key_id: &KeyId, data_key: &Key256, aad: &[u8]) -> Result<WrappedKey, WrapError> {
+    fn wrap(
+        &self,
+        key_id: &KeyId,
+        data_key: &Key256,
+        ctx: &WrapContext,
+    ) -> Result<WrappedKey, WrapError> {
         let result = (|| {
             let key = self
                 .keys
@@ -28,7 +33,7 @@ impl KeyWrapper for Keyring {
                 .get(&version)
                 .and_then(|entry| entry.material.as_deref())
                 .ok_or(unavailable(atrest_envelope::KeyUnavailable::Destroyed))?;
-            let ciphertext = local::wrap(self.provider, kek, key_id, version, data_key, aad)?;
+            let ciphertext = local::wrap(self.provider, kek, key_id, version, data_key, ctx.aad())?;
             Ok(WrappedKey {
                 key_id: key_id.clone(),
                 version,
@@ -59,7 +64,7 @@ impl KeyWrapper for Keyring {
         result
     }
 
-    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<Key256, UnwrapError> {
+    fn unwrap(&self, wrapped: &WrappedKey, ctx: &WrapContext) -> Result<Key256, UnwrapError> {
         let key_id = &wrapped.key_id;
         let version = wrapped.version;
         let result = (|| {
@@ -92,7 +97,7 @@ impl KeyWrapper for Keyring {
                 key_id,
                 version,
                 &wrapped.ciphertext,
-                aad,
+                ctx.aad(),
             )
         })();
         match &result {
@@ -140,33 +145,56 @@ mod tests {
     #[test]
     fn wraps_under_primary_unwraps_with_any_enabled_version() {
         let (mut ring, t, dk) = setup();
-        let w1 = ring.wrap(&t, &dk, b"blob-1").expect("wrap");
+        let w1 = ring
+            .wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b"blob-1"))
+            .expect("wrap");
         assert_eq!((w1.version, w1.ciphertext.len()), (1, local::WRAPPED_LEN));
         ring.rotate(&t, T0).expect("rotate");
-        let w2 = ring.wrap(&t, &dk, b"blob-2").expect("wrap");
+        let w2 = ring
+            .wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b"blob-2"))
+            .expect("wrap");
         assert_eq!(w2.version, 2);
         assert_eq!(
-            ring.unwrap(&w1, b"blob-1").expect("old version decrypts"),
+            ring.unwrap(&w1, &atrest_envelope::fuzzing::wrap_context(b"blob-1"))
+                .expect("old version decrypts"),
             dk
         );
-        assert_eq!(ring.unwrap(&w2, b"blob-2").expect("new version"), dk);
+        assert_eq!(
+            ring.unwrap(&w2, &atrest_envelope::fuzzing::wrap_context(b"blob-2"))
+                .expect("new version"),
+            dk
+        );
         assert!(matches!(
-            ring.unwrap(&w1, b"blob-2"),
+            ring.unwrap(&w1, &atrest_envelope::fuzzing::wrap_context(b"blob-2")),
             Err(UnwrapError::Authentication)
         ));
         // Two-step: the added version does not encrypt until promoted.
         let v3 = ring.add_version(&t, T0).expect("add");
-        assert_eq!(ring.wrap(&t, &dk, b"").expect("wrap").version, 2);
+        assert_eq!(
+            ring.wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b""))
+                .expect("wrap")
+                .version,
+            2
+        );
         ring.promote(&t, v3).expect("promote");
-        assert_eq!(ring.wrap(&t, &dk, b"").expect("wrap").version, 3);
+        assert_eq!(
+            ring.wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b""))
+                .expect("wrap")
+                .version,
+            3
+        );
     }
 
     #[test]
     fn every_state_has_its_error() {
         let (mut ring, t, dk) = setup();
-        let w1 = ring.wrap(&t, &dk, b"").expect("wrap");
+        let w1 = ring
+            .wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b""))
+            .expect("wrap");
         ring.rotate(&t, T0).expect("rotate");
-        let unwrap_reason = |ring: &Keyring, w: &WrappedKey| match ring.unwrap(w, b"") {
+        let unwrap_reason = |ring: &Keyring, w: &WrappedKey| match ring
+            .unwrap(w, &atrest_envelope::fuzzing::wrap_context(b""))
+        {
             Err(UnwrapError::Unavailable {
                 reason, version, ..
             }) => {
@@ -216,22 +244,26 @@ mod tests {
         let mut missing = w1.clone();
         missing.version = 9;
         assert!(matches!(
-            ring.unwrap(&missing, b""),
+            ring.unwrap(&missing, &atrest_envelope::fuzzing::wrap_context(b"")),
             Err(UnwrapError::VersionNotFound { version: 9, .. })
         ));
         missing.key_id = KeyId::new("other").expect("valid id");
         assert!(matches!(
-            ring.unwrap(&missing, b""),
+            ring.unwrap(&missing, &atrest_envelope::fuzzing::wrap_context(b"")),
             Err(UnwrapError::KeyNotFound(_))
         ));
         assert!(matches!(
-            ring.wrap(&missing.key_id, &dk, b""),
+            ring.wrap(
+                &missing.key_id,
+                &dk,
+                &atrest_envelope::fuzzing::wrap_context(b"")
+            ),
             Err(WrapError::KeyNotFound(_))
         ));
 
         ring.disable(&t, 2).expect("emergency stop");
         assert!(matches!(
-            ring.wrap(&t, &dk, b""),
+            ring.wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b"")),
             Err(WrapError::Unavailable {
                 version: 2,
                 reason: KeyUnavailable::Disabled,
@@ -240,7 +272,7 @@ mod tests {
         ));
         ring.shred(&t).expect("shred");
         assert!(matches!(
-            ring.wrap(&t, &dk, b""),
+            ring.wrap(&t, &dk, &atrest_envelope::fuzzing::wrap_context(b"")),
             Err(WrapError::Unavailable {
                 version: 2,
                 reason: KeyUnavailable::Destroyed,

@@ -119,10 +119,27 @@ fn exercise(dir: &std::path::Path) -> Vec<Vec<u8>> {
 
     let data_key = Key256::from_bytes([0xD4; 32]);
     keep(&data_key);
-    let wrapped = ring.wrap(&t, &data_key, b"blob").expect("wrap");
-    keep(&ring.unwrap(&wrapped, b"blob").expect("unwrap"));
-    let _ = ring.unwrap(&wrapped, b"other blob"); // authentication failure
-    let _ = ring.wrap(&KeyId::new("nobody").expect("valid id"), &data_key, b""); // not found
+    let wrapped = ring
+        .wrap(
+            &t,
+            &data_key,
+            &atrest_envelope::fuzzing::wrap_context(b"blob"),
+        )
+        .expect("wrap");
+    keep(
+        &ring
+            .unwrap(&wrapped, &atrest_envelope::fuzzing::wrap_context(b"blob"))
+            .expect("unwrap"),
+    );
+    let _ = ring.unwrap(
+        &wrapped,
+        &atrest_envelope::fuzzing::wrap_context(b"other blob"),
+    ); // authentication failure
+    let _ = ring.wrap(
+        &KeyId::new("nobody").expect("valid id"),
+        &data_key,
+        &atrest_envelope::fuzzing::wrap_context(b""),
+    ); // not found
 
     ring.schedule_destruction(&t, 1, T0, Duration::from_secs(10))
         .expect("schedule");
@@ -130,10 +147,12 @@ fn exercise(dir: &std::path::Path) -> Vec<Vec<u8>> {
     ring.schedule_destruction(&t, 1, T0, Duration::ZERO)
         .expect("schedule");
     ring.destroy_due(T0);
-    let old = ring.wrap(&t, &data_key, b"x").expect("wrap");
+    let old = ring
+        .wrap(&t, &data_key, &atrest_envelope::fuzzing::wrap_context(b"x"))
+        .expect("wrap");
     let mut under_v1 = old.clone();
     under_v1.version = 1;
-    let _ = ring.unwrap(&under_v1, b"x"); // denied: destroyed
+    let _ = ring.unwrap(&under_v1, &atrest_envelope::fuzzing::wrap_context(b"x")); // denied: destroyed
 
     let root = PassphraseRoot::new(PASSPHRASE, Argon2Params::new(8, 1, 1).expect("params"));
     let path = dir.join("audit.kr");

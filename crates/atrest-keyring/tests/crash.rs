@@ -151,10 +151,11 @@ fn crash_consistency_under_sigkill() {
     let t = tenant();
     let mut ring = Keyring::new();
     ring.create_key(&t, T0).expect("create");
-    let mut blobs: Vec<(WrappedKey, Vec<u8>, Key256)> = Vec::new();
+    let mut blobs: Vec<(WrappedKey, atrest_envelope::WrapContext, Key256)> = Vec::new();
     let wrap_one = |ring: &Keyring, blobs: &mut Vec<_>| {
         let data_key = Key256::generate(ring.provider()).expect("rng");
-        let aad = format!("blob {}", blobs.len()).into_bytes();
+        let aad =
+            atrest_envelope::fuzzing::wrap_context(format!("blob {}", blobs.len()).as_bytes());
         let wrapped = ring.wrap(&t, &data_key, &aad).expect("wrap");
         blobs.push((wrapped, aad, data_key));
     };

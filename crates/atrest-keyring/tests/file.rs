@@ -38,7 +38,9 @@ fn round_trips_under_each_root() {
     let ring = sample();
     let a = KeyId::new("tenant-a").expect("valid id");
     let dk = Key256::from_bytes([3; 32]);
-    let wrapped = ring.wrap(&a, &dk, b"aad").expect("wrap");
+    let wrapped = ring
+        .wrap(&a, &dk, &atrest_envelope::fuzzing::wrap_context(b"aad"))
+        .expect("wrap");
 
     let key_file =
         KeyFileRoot::generate(dir.path().join("root.key"), ring.provider()).expect("key file");
@@ -51,7 +53,12 @@ fn round_trips_under_each_root() {
         ring.save(&path, root).expect("save");
         let loaded = Keyring::load(&path, root).expect("load");
         assert_eq!(loaded.status(), ring.status(), "{name}");
-        assert_eq!(loaded.unwrap(&wrapped, b"aad").expect("unwrap"), dk);
+        assert_eq!(
+            loaded
+                .unwrap(&wrapped, &atrest_envelope::fuzzing::wrap_context(b"aad"))
+                .expect("unwrap"),
+            dk
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;

@@ -37,10 +37,16 @@ fn shredded_key_is_unrecoverable_and_says_why() {
     ring.create_key(&a, T0).expect("create");
     ring.create_key(&b, T0).expect("create");
     let dk = Key256::from_bytes([0x77; 32]);
-    let w1 = ring.wrap(&a, &dk, b"blob 1").expect("wrap");
+    let w1 = ring
+        .wrap(&a, &dk, &atrest_envelope::fuzzing::wrap_context(b"blob 1"))
+        .expect("wrap");
     ring.rotate(&a, T0).expect("rotate");
-    let w2 = ring.wrap(&a, &dk, b"blob 2").expect("wrap");
-    let wb = ring.wrap(&b, &dk, b"blob b").expect("wrap");
+    let w2 = ring
+        .wrap(&a, &dk, &atrest_envelope::fuzzing::wrap_context(b"blob 2"))
+        .expect("wrap");
+    let wb = ring
+        .wrap(&b, &dk, &atrest_envelope::fuzzing::wrap_context(b"blob b"))
+        .expect("wrap");
     let kek_a1 = insecure::export_version_material(&ring, &a, 1).expect("export");
     let kek_a2 = insecure::export_version_material(&ring, &a, 2).expect("export");
     let kek_b1 = insecure::export_version_material(&ring, &b, 1).expect("export");
@@ -57,7 +63,9 @@ fn shredded_key_is_unrecoverable_and_says_why() {
 
     ring.shred(&a).expect("shred");
     for (w, v) in [(&w1, 1), (&w2, 2)] {
-        let err = ring.unwrap(w, b"blob").expect_err("shredded");
+        let err = ring
+            .unwrap(w, &atrest_envelope::fuzzing::wrap_context(b"blob"))
+            .expect_err("shredded");
         assert!(
             matches!(
                 err,
@@ -69,7 +77,7 @@ fn shredded_key_is_unrecoverable_and_says_why() {
         assert!(err.to_string().contains("unrecoverable"), "{err}");
     }
     assert!(matches!(
-        ring.wrap(&a, &dk, b""),
+        ring.wrap(&a, &dk, &atrest_envelope::fuzzing::wrap_context(b"")),
         Err(WrapError::Unavailable {
             reason: KeyUnavailable::Destroyed,
             ..
@@ -97,13 +105,18 @@ fn shredded_key_is_unrecoverable_and_says_why() {
 
     let loaded = Keyring::load(&path, &root).expect("load");
     assert!(matches!(
-        loaded.unwrap(&w1, b"blob 1"),
+        loaded.unwrap(&w1, &atrest_envelope::fuzzing::wrap_context(b"blob 1")),
         Err(UnwrapError::Unavailable {
             reason: KeyUnavailable::Destroyed,
             ..
         })
     ));
-    assert_eq!(loaded.unwrap(&wb, b"blob b").expect("other tenant"), dk);
+    assert_eq!(
+        loaded
+            .unwrap(&wb, &atrest_envelope::fuzzing::wrap_context(b"blob b"))
+            .expect("other tenant"),
+        dk
+    );
     assert!(loaded.status().keys[0].shredded);
 }
 
@@ -114,9 +127,13 @@ fn destroying_one_version_removes_only_its_material() {
     let mut ring = Keyring::new();
     ring.create_key(&a, T0).expect("create");
     let dk = Key256::from_bytes([0x33; 32]);
-    let w1 = ring.wrap(&a, &dk, b"").expect("wrap");
+    let w1 = ring
+        .wrap(&a, &dk, &atrest_envelope::fuzzing::wrap_context(b""))
+        .expect("wrap");
     ring.rotate(&a, T0).expect("rotate");
-    let w2 = ring.wrap(&a, &dk, b"").expect("wrap");
+    let w2 = ring
+        .wrap(&a, &dk, &atrest_envelope::fuzzing::wrap_context(b""))
+        .expect("wrap");
     let kek1 = insecure::export_version_material(&ring, &a, 1).expect("export");
     let kek2 = insecure::export_version_material(&ring, &a, 2).expect("export");
     let window = Duration::from_secs(24 * 3600);
@@ -131,12 +148,17 @@ fn destroying_one_version_removes_only_its_material() {
     assert!(holds(&payload, &kek2));
     let loaded = Keyring::open(&sealed, &root).expect("open");
     assert!(matches!(
-        loaded.unwrap(&w1, b""),
+        loaded.unwrap(&w1, &atrest_envelope::fuzzing::wrap_context(b"")),
         Err(UnwrapError::Unavailable {
             version: 1,
             reason: KeyUnavailable::Destroyed,
             ..
         })
     ));
-    assert_eq!(loaded.unwrap(&w2, b"").expect("v2"), dk);
+    assert_eq!(
+        loaded
+            .unwrap(&w2, &atrest_envelope::fuzzing::wrap_context(b""))
+            .expect("v2"),
+        dk
+    );
 }

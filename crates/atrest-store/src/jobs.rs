@@ -370,6 +370,8 @@ impl<S: ObjectStore> EncryptedStore<S> {
             .write()
             .shred(key_id)
             .map_err(|e| Error::Keyring(Box::new(e)))?;
+        // A data-key cache in front of the keyring must not keep the shredded key alive.
+        self.keys().forget(key_id);
         let objects = self.list_all(Some(prefix)).await?;
         let mut report = ShredReport {
             key_id: key_id.clone(),

@@ -99,6 +99,12 @@ impl KeySelector for SingleKey {
 }
 
 /// The encryption context of an object: `{location: path, tenant: selection.tenant}`.
+///
+/// The location is kept out of the data-key wrap ([`Context::exclude_from_wrap`]): it is
+/// still bound to the header tag and every body segment (an object moved behind the store's
+/// back does not open), but the wrap context is the tenant alone, so a data-key cache
+/// ([`atrest_envelope::cache::CachingWrapper`]) in front of a KMS serves a tenant's objects
+/// with one KMS call instead of one per object.
 pub(crate) fn context(location: &Path, selection: &Selection) -> Result<Context, Error> {
     let too_long = |_| Error::NoKey {
         path: location.to_string(),
@@ -110,7 +116,12 @@ pub(crate) fn context(location: &Path, selection: &Selection) -> Result<Context,
     if let Some(tenant) = &selection.tenant {
         context = context.with(CONTEXT_TENANT, tenant).map_err(too_long)?;
     }
-    Ok(context)
+    context
+        .exclude_from_wrap(CONTEXT_LOCATION)
+        .map_err(|err| Error::NoKey {
+            path: location.to_string(),
+            reason: format!("encryption context: {err}"),
+        })
 }
 
 /// Length of the envelope header this store writes for `context` and `selection`: one
@@ -121,7 +132,10 @@ pub(crate) fn header_len(
     wrapped_key_len: usize,
 ) -> usize {
     let context_len: usize = context.iter().map(|(k, v)| 1 + k.len() + 2 + v.len()).sum();
+    // Fixed fields (magic .. context length), context, wrap scope (8), commitment, count,
+    // one wrapped key, tag.
     44 + context_len
+        + 8
         + atrest_envelope::COMMITMENT_LEN
         + 1
         + (1 + selection.key_id.as_str().len() + 4 + 2 + wrapped_key_len)

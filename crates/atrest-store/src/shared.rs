@@ -3,7 +3,7 @@
 
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use atrest_envelope::{KeyWrapper, UnwrapError, WrapError, WrappedKey};
+use atrest_envelope::{KeyWrapper, UnwrapError, WrapContext, WrapError, WrappedKey};
 use atrest_keyring::Keyring;
 use atrest_stream::Key256;
 
@@ -34,12 +34,12 @@ impl KeyWrapper for SharedKeyring {
         &self,
         key_id: &atrest_envelope::KeyId,
         data_key: &Key256,
-        aad: &[u8],
+        ctx: &WrapContext,
     ) -> Result<WrappedKey, WrapError> {
-        self.read().wrap(key_id, data_key, aad)
+        self.read().wrap(key_id, data_key, ctx)
     }
 
-    fn unwrap(&self, wrapped: &WrappedKey, aad: &[u8]) -> Result<Key256, UnwrapError> {
-        self.read().unwrap(wrapped, aad)
+    fn unwrap(&self, wrapped: &WrappedKey, ctx: &WrapContext) -> Result<Key256, UnwrapError> {
+        self.read().unwrap(wrapped, ctx)
     }
 }
