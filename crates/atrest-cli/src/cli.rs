@@ -199,12 +199,19 @@ pub(crate) struct EncryptArgs {
     /// Plaintext bytes per segment (4 KiB to 16 MiB).
     #[arg(long, default_value = "64KiB", value_parser = parse_size)]
     pub(crate) segment_size: u64,
+    /// Worker threads: 0 = automatic (all cores for large inputs), 1 = sequential. The
+    /// output is the same whatever the count.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
     #[command(flatten)]
     pub(crate) io: Io,
 }
 
 #[derive(Debug, Args)]
 pub(crate) struct DecryptArgs {
+    /// Worker threads: 0 = automatic (all cores for large inputs), 1 = sequential.
+    #[arg(long, default_value_t = 0)]
+    pub(crate) threads: usize,
     #[command(flatten)]
     pub(crate) io: Io,
 }

@@ -251,6 +251,37 @@ fn encrypt_decrypt_files() {
     args.push("--force");
     env.ok(&args);
     assert!(env.leftovers().is_empty());
+
+    // --threads: 2 workers decrypt what 1 worker encrypted (and the reverse), 8 segments.
+    let big = plaintext(8 * 65_536 + 5);
+    env.write("big.bin", &big);
+    for (enc, dec) in [("1", "2"), ("2", "1")] {
+        let mut args = vec![
+            "encrypt",
+            "--threads",
+            enc,
+            "--key",
+            "tenant-acme",
+            "big.bin",
+            "-o",
+            "big.enc",
+            "--force",
+        ];
+        args.extend(ctx);
+        env.ok(&args);
+        let mut args = vec![
+            "decrypt",
+            "--threads",
+            dec,
+            "big.enc",
+            "-o",
+            "big.out",
+            "--force",
+        ];
+        args.extend(ctx);
+        env.ok(&args);
+        assert_eq!(env.read("big.out"), big);
+    }
 }
 
 #[test]

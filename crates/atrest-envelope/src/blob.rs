@@ -22,6 +22,7 @@ pub struct Options {
     max_segment_size: u32,
     provider: &'static CryptoProvider,
     plaintext_len: Option<u64>,
+    threads: usize,
 }
 
 impl Default for Options {
@@ -31,6 +32,7 @@ impl Default for Options {
             max_segment_size: atrest_stream::MAX_SEGMENT_SIZE,
             provider: atrest_crypto::DEFAULT_PROVIDER,
             plaintext_len: None,
+            threads: 0,
         }
     }
 }
@@ -71,18 +73,29 @@ impl Options {
         self
     }
 
+    /// Seals and opens body segments on `n` worker threads: `0` (the default) is
+    /// automatic, `1` sequential (see `atrest_stream::Options::threads`). The bytes are the
+    /// same whatever `n`.
+    pub fn threads(mut self, n: usize) -> Self {
+        self.threads = n;
+        self
+    }
+
     /// The provider these options use.
     pub fn crypto_provider(&self) -> &'static CryptoProvider {
         self.provider
     }
 
     fn stream_writer(&self) -> Result<atrest_stream::Options, Error> {
-        Ok(atrest_stream::Options::native(self.segment_size)?.provider(self.provider))
+        Ok(atrest_stream::Options::native(self.segment_size)?
+            .provider(self.provider)
+            .threads(self.threads))
     }
 
-    fn stream_reader(header: &Header, provider: &'static CryptoProvider) -> atrest_stream::Options {
+    fn stream_reader(&self, header: &Header) -> atrest_stream::Options {
         atrest_stream::Options::default()
-            .provider(provider)
+            .provider(self.provider)
+            .threads(self.threads)
             .max_segment_size(header.segment_size)
             // The header's segment size was range-checked when it was parsed.
             .unwrap_or_default()
@@ -294,7 +307,7 @@ pub(crate) fn check_shape(key_id: &KeyId, wrapped: WrappedKey) -> Result<Wrapped
 /// An opened header: the data key unwrapped, the key commitment and the header tag verified
 /// against the caller's context. Decrypts the blob's body; never exposes a key.
 pub struct Opener {
-    provider: &'static CryptoProvider,
+    options: Options,
     header: Header,
     body_key: Key256,
     binding: Vec<u8>,
@@ -326,7 +339,7 @@ impl Opener {
         }
         let data_key = open_header(options.provider, header, wrapper, context)?;
         Ok(Self {
-            provider: options.provider,
+            options: *options,
             header: header.clone(),
             body_key: data_key.body_key(options.provider)?,
             binding: header.binding(context),
@@ -345,7 +358,7 @@ impl Opener {
     /// [`Error::Body`] if the body's stream header is malformed, does not belong to this
     /// header ([`atrest_stream::Error::Authentication`]) or cannot be read.
     pub fn decryptor<R: Read>(&self, body: R) -> Result<Decryptor<R>, Error> {
-        let options = Options::stream_reader(&self.header, self.provider);
+        let options = self.options.stream_reader(&self.header);
         let decryptor = options.decryptor(body, &self.body_key, &self.binding)?;
         self.check_layout(decryptor.layout())?;
         Ok(decryptor)
@@ -362,7 +375,7 @@ impl Opener {
         &self,
         body: R,
     ) -> Result<SeekableDecryptor<R>, Error> {
-        let options = Options::stream_reader(&self.header, self.provider);
+        let options = self.options.stream_reader(&self.header);
         let decryptor = options.seekable_decryptor(body, &self.body_key, &self.binding)?;
         self.check_layout(decryptor.layout())?;
         Ok(decryptor)
@@ -373,7 +386,7 @@ impl Opener {
     /// # Errors
     /// [`Error::Body`]: authentication, truncation, trailing data, malformed stream header.
     pub fn open_body(&self, body: &[u8]) -> Result<Vec<u8>, Error> {
-        let options = Options::stream_reader(&self.header, self.provider);
+        let options = self.options.stream_reader(&self.header);
         let len = usize::try_from(STREAM_HEADER_LEN).unwrap_or(usize::MAX);
         self.check_layout(&Layout::parse(&body[..len.min(body.len())], &options)?)?;
         Ok(options.open(&self.body_key, &self.binding, body)?)
