@@ -225,8 +225,9 @@ impl<S: ObjectStore> EncryptedStore<S> {
                 }
             };
             let (header, _) = Header::split_attached(&prefix).map_err(open)?;
-            // The rewrap verifies the header against its *stored* context; make sure that
-            // context is this location's, so a misplaced object is reported, not blessed.
+            // The key holder re-wraps under the header's *stored* wrap context, and the
+            // header tag is not checked by a rotation; make sure the stored context names
+            // this location, so a misplaced object is reported rather than rotated in place.
             if header.context().get(CONTEXT_LOCATION.as_bytes())
                 != Some(location.as_ref().as_bytes())
             {
