@@ -45,4 +45,5 @@ for _ in $(seq 1 100); do
 done
 
 # The unit tests (no server) and the server tests, in one build.
-cargo test -p atrest-kms --features aws --lib --test aws_kms -- --include-ignored
+# --all-features (not just `aws`): one build shared with openbao.sh instead of two.
+cargo test -p atrest-kms --all-features --lib --test aws_kms -- --include-ignored

@@ -62,4 +62,5 @@ fi
 # The tests enable the transit engine (sys/mounts/transit) and create their keys.
 
 # The unit tests (no server) and the server tests, in one build.
-cargo test -p atrest-kms --features transit --lib --test transit -- --include-ignored "$@"
+# --all-features (not just `transit`): one build shared with aws-kms.sh instead of two.
+cargo test -p atrest-kms --all-features --lib --test transit -- --include-ignored "$@"
