@@ -1,5 +1,10 @@
-//! Times the rewrap job over N small objects on the local filesystem:
-//! `cargo run --release -p atrest-store --example rewrap_bench -- [N] [SIZE] [CONCURRENCY]`.
+//! Times the rewrap job over N objects on the local filesystem:
+//! `cargo run --release -p atrest-store --example rewrap_bench -- [N] [SIZE] [CONCURRENCY]
+//! [attached|detached]` (defaults: 20000 objects of 1024 bytes, 64 at once, attached).
+//!
+//! The objects go to a fresh directory under `$TMPDIR`. On ext4, creating many files soon
+//! after deleting many (an earlier run's cleanup) is slower: the inode allocator skips
+//! recently freed inodes. Leave a minute between runs, or compare with `TMPDIR=/dev/shm`.
 
 #![allow(clippy::unwrap_used, reason = "example")]
 
@@ -7,7 +12,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use atrest_keyring::{KeyId, Keyring, Timestamp};
-use atrest_store::{EncryptedStore, Progress, SharedKeyring, TenantPrefix};
+use atrest_store::{Config, EncryptedStore, Headers, Progress, SharedKeyring, TenantPrefix};
 use object_store::ObjectStoreExt;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path;
@@ -16,20 +21,27 @@ use object_store::path::Path;
 async fn main() {
     let mut args = std::env::args()
         .skip(1)
+        .take(3)
         .map(|a| a.parse::<usize>().unwrap());
     let n = args.next().unwrap_or(20_000);
     let size = args.next().unwrap_or(1024);
     let concurrency = args.next().unwrap_or(64);
+    let headers = match std::env::args().nth(4).as_deref() {
+        None | Some("attached") => Headers::Attached,
+        Some("detached") => Headers::Detached,
+        Some(other) => panic!("placement must be attached or detached, not {other}"),
+    };
 
     let dir = std::env::temp_dir().join(format!("atrest-rewrap-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let key = KeyId::new("tenant-bench").unwrap();
     let ring = Arc::new(SharedKeyring::new(Keyring::new()));
     ring.write().create_key(&key, Timestamp::now()).unwrap();
-    let store = EncryptedStore::new(
+    let store = EncryptedStore::with_config(
         LocalFileSystem::new_with_prefix(&dir).unwrap(),
         ring.clone(),
         TenantPrefix::new(),
+        Config::default().headers(headers),
     );
 
     let payload = vec![0x5au8; size];
@@ -46,7 +58,10 @@ async fn main() {
         .buffer_unordered(concurrency)
         .collect::<Vec<()>>()
         .await;
-    println!("put {n} objects of {size} B in {:?}", started.elapsed());
+    println!(
+        "put {n} objects of {size} B ({headers:?} headers) in {:?}",
+        started.elapsed()
+    );
 
     ring.write().rotate(&key, Timestamp::now()).unwrap();
     let progress = Progress::new();

@@ -1,14 +1,32 @@
-//! Store configuration: body segment size, wrapped-key length, upload part size.
+//! Store configuration: header placement, body segment size, wrapped-key length, upload
+//! part size.
 
 use atrest_envelope::Options;
+
+/// Where an object's envelope header is stored (docs/FORMAT.md §6).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Headers {
+    /// `header || body` in one inner object at the object's path (the default): one PUT per
+    /// object, `head`/`list` sizes from the stored size, and a rewrap rewrites the whole
+    /// object.
+    #[default]
+    Attached,
+    /// The header in a sidecar object under [`crate::DETACHED_HEADERS`], the body at the
+    /// object's path behind a 40-byte stub naming the sidecar: a rewrap rewrites only the
+    /// sidecar (a few hundred bytes whatever the object size). Writes cost one more PUT,
+    /// reads one more GET, deletes one more GET and DELETE.
+    Detached,
+}
 
 /// How an [`crate::EncryptedStore`] writes objects.
 ///
 /// `Config::default()`: 64 KiB body segments, the default crypto provider, 80-byte wrapped
 /// keys (the local keyring's wrap), 5 MiB upload parts (the S3 minimum), copies of up to
-/// 8 MiB re-encrypted in memory.
+/// 8 MiB re-encrypted in memory, attached headers.
 #[derive(Clone, Copy, Debug)]
 pub struct Config {
+    pub(crate) headers: Headers,
     pub(crate) envelope: Options,
     pub(crate) segment_size: u32,
     pub(crate) wrapped_key_len: usize,
@@ -19,6 +37,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
+            headers: Headers::Attached,
             envelope: Options::default(),
             segment_size: atrest_stream::DEFAULT_SEGMENT_SIZE,
             wrapped_key_len: atrest_envelope::local::WRAPPED_LEN,
@@ -29,6 +48,14 @@ impl Default for Config {
 }
 
 impl Config {
+    /// Where headers are stored. Every writer and reader of a store must agree: a store
+    /// configured for one placement reports objects written with the other as
+    /// [`crate::Error::NotEncrypted`].
+    pub fn headers(mut self, placement: Headers) -> Self {
+        self.headers = placement;
+        self
+    }
+
     /// Plaintext bytes per body segment (`4096..=16777216`, default 65536). Every object of a
     /// store must use the same segment size: `head` and `list` derive plaintext sizes from it.
     ///

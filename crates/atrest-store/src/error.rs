@@ -82,6 +82,24 @@ pub enum Error {
         /// Header length the envelope produced.
         actual: usize,
     },
+    /// The path is under [`crate::DETACHED_HEADERS`], where a store with detached headers
+    /// keeps its sidecars; objects cannot be read or written there through the store.
+    #[error("{path} is under the reserved prefix {prefix}/ (detached headers)")]
+    ReservedPath {
+        /// The path.
+        path: String,
+        /// The reserved first segment.
+        prefix: &'static str,
+    },
+    /// The object's stub names a detached header that does not exist (deleted behind the
+    /// store's back, or the object is being replaced and stayed so on every attempt).
+    #[error("object {path}: its detached header {header} is missing")]
+    MissingHeader {
+        /// The object's path.
+        path: String,
+        /// The sidecar path the stub names.
+        header: String,
+    },
     /// A job's key operation failed (for example shredding an unknown key).
     #[error("keyring: {0}")]
     Keyring(#[source] Box<atrest_keyring::Error>),
@@ -143,7 +161,9 @@ impl Error {
             | Error::NotEncrypted { path, .. }
             | Error::Range { path, .. }
             | Error::Store { path, .. }
-            | Error::HeaderShape { path, .. } => Some(path),
+            | Error::HeaderShape { path, .. }
+            | Error::ReservedPath { path, .. }
+            | Error::MissingHeader { path, .. } => Some(path),
             Error::Keyring(_) => None,
         }
     }
@@ -159,6 +179,13 @@ impl Error {
         Error::Seal {
             path: path.to_string(),
             source: Box::new(source),
+        }
+    }
+
+    pub(crate) fn reserved(path: &object_store::path::Path) -> Self {
+        Error::ReservedPath {
+            path: path.to_string(),
+            prefix: crate::DETACHED_HEADERS,
         }
     }
 

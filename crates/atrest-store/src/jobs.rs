@@ -1,7 +1,8 @@
 //! Jobs over every object under a prefix: rewrap (move to the current primary KEK
 //! versions), scrub (authenticate everything), shred (destroy a tenant's key and prove its
-//! objects unrecoverable).
+//! objects unrecoverable); and garbage collection of detached headers.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -9,12 +10,16 @@ use atrest_envelope::{Header, KeyId, KeyUnavailable, RewrapPlan, rewrap_header};
 use bytes::{Bytes, BytesMut};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use object_store::path::Path;
-use object_store::{GetOptions, GetRange, ObjectMeta, ObjectStore, PutMode, UpdateVersion};
+use object_store::{
+    GetOptions, GetRange, ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, UpdateVersion,
+};
 
+use crate::config::Headers;
+use crate::detached::{self, DETACHED_HEADERS, STUB_LEN};
 use crate::error::Error;
 use crate::select::CONTEXT_LOCATION;
 use crate::shared::SharedKeyring;
-use crate::store::EncryptedStore;
+use crate::store::{EncryptedStore, read_sidecar};
 
 /// Objects up to this stored size are read whole by the rewrap job; larger ones have their
 /// header read first, so an object already under the primary costs one small read.
@@ -70,11 +75,28 @@ pub struct RewrapReport {
     pub rewritten: u64,
     /// Objects already wrapped under the primary versions (or deleted meanwhile): untouched.
     pub unchanged: u64,
-    /// Bytes written to the inner store. The attached form has no partial overwrite, so a
-    /// rewritten object costs its whole stored size (new header plus unchanged body bytes).
+    /// Bytes written to the inner store. With attached headers (no partial overwrite) a
+    /// rewritten object costs its whole stored size (new header plus unchanged body bytes);
+    /// with detached headers only its new header.
     pub bytes_rewritten: u64,
     /// Objects that could not be rewrapped, with why. They are untouched and still readable
     /// if they were before.
+    pub failed: Vec<(Path, Error)>,
+}
+
+/// What [`EncryptedStore::collect_garbage`] found and did.
+#[derive(Debug, Default)]
+pub struct GarbageReport {
+    /// Detached headers in the store when the job started.
+    pub headers: u64,
+    /// Headers named by an object's stub: kept.
+    pub referenced: u64,
+    /// Unreferenced headers younger than the grace period (an upload may be about to
+    /// commit them): kept.
+    pub recent: u64,
+    /// Unreferenced headers deleted.
+    pub deleted: u64,
+    /// Headers whose deletion failed, with why (retry the job).
     pub failed: Vec<(Path, Error)>,
 }
 
@@ -112,16 +134,21 @@ enum Rewrapped {
 impl<S: ObjectStore> EncryptedStore<S> {
     async fn list_all(&self, prefix: Option<&Path>) -> Result<Vec<ObjectMeta>, Error> {
         let root = Path::default();
-        self.inner()
+        let mut objects: Vec<ObjectMeta> = self
+            .inner()
             .list(prefix)
             .try_collect()
             .await
-            .map_err(|e| Error::store(prefix.unwrap_or(&root), e))
+            .map_err(|e| Error::store(prefix.unwrap_or(&root), e))?;
+        objects.retain(|meta| !self.is_reserved(&meta.location));
+        Ok(objects)
     }
 
     /// Moves every object under `prefix` to the current primary version of its key: a new
     /// header, the body bytes unchanged, written back in one PUT (conditional on the ETag
     /// read when the inner store supports it, so a concurrent overwrite is never undone).
+    /// With attached headers that PUT rewrites the whole object; with detached headers it
+    /// rewrites only the sidecar, and both the old and the new header open the body.
     ///
     /// Concurrent (`concurrency` objects at once), idempotent (objects already under the
     /// primary are not written), resumable (every PUT is atomic: a job killed at any point
@@ -204,6 +231,9 @@ impl<S: ObjectStore> EncryptedStore<S> {
     }
 
     async fn rewrap_one(&self, meta: &ObjectMeta, update: &AtomicBool) -> Result<Rewrapped, Error> {
+        if self.config().headers == Headers::Detached {
+            return self.rewrap_detached(&meta.location, update).await;
+        }
         let location = &meta.location;
         let open = |e| Error::open(location, e);
         for _ in 0..REWRAP_ATTEMPTS {
@@ -225,30 +255,9 @@ impl<S: ObjectStore> EncryptedStore<S> {
                 }
             };
             let (header, _) = Header::split_attached(&prefix).map_err(open)?;
-            // The key holder re-wraps under the header's *stored* wrap context, and the
-            // header tag is not checked by a rotation; make sure the stored context names
-            // this location, so a misplaced object is reported rather than rotated in place.
-            if header.context().get(CONTEXT_LOCATION.as_bytes())
-                != Some(location.as_ref().as_bytes())
-            {
-                return Err(open(atrest_envelope::Error::Authentication));
-            }
-            let new = rewrap_header(
-                &header,
-                &**self.keys(),
-                &RewrapPlan::Rotate,
-                &self.config().envelope,
-            )
-            .map_err(open)?;
-            let versions = |h: &Header| -> Vec<(KeyId, u32)> {
-                h.wrapped_keys()
-                    .iter()
-                    .map(|w| (w.key_id.clone(), w.version))
-                    .collect()
-            };
-            if versions(&new) == versions(&header) {
+            let Some(new) = self.rotated(location, &header)? else {
                 return Ok(Rewrapped::Unchanged);
-            }
+            };
             let (object, version) = match whole {
                 Some(version) => (prefix, version),
                 None => {
@@ -297,6 +306,166 @@ impl<S: ObjectStore> EncryptedStore<S> {
                 source: "object kept changing during rewrap".into(),
             }),
         })
+    }
+
+    /// Rewraps the sidecar of one detached-header object.
+    async fn rewrap_detached(
+        &self,
+        location: &Path,
+        update: &AtomicBool,
+    ) -> Result<Rewrapped, Error> {
+        let mut missing = None;
+        for _ in 0..REWRAP_ATTEMPTS {
+            let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..STUB_LEN)));
+            let Some((stub, _)) = self.read_inner(location, options).await? else {
+                return Ok(Rewrapped::Unchanged); // Deleted meanwhile.
+            };
+            let id = detached::parse_stub(location, &stub)?;
+            let (header, version) = match read_sidecar(self.inner(), location, &id).await {
+                Ok(found) => found,
+                Err(err @ Error::MissingHeader { .. }) => {
+                    // Replaced meanwhile (its old header deleted): read the new stub.
+                    missing = Some(err);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            };
+            let Some(new) = self.rotated(location, &header)? else {
+                return Ok(Rewrapped::Unchanged);
+            };
+            let bytes = new.to_bytes();
+            let written = bytes.len() as u64;
+            let mode = if update.load(Ordering::Relaxed) {
+                PutMode::Update(version)
+            } else {
+                PutMode::Overwrite
+            };
+            let sidecar = detached::sidecar_path(&id);
+            match self
+                .inner()
+                .put_opts(&sidecar, Bytes::from(bytes).into(), mode.into())
+                .await
+            {
+                Ok(_) => return Ok(Rewrapped::Rewritten(written)),
+                Err(object_store::Error::NotImplemented { .. })
+                    if update.load(Ordering::Relaxed) =>
+                {
+                    update.store(false, Ordering::Relaxed);
+                }
+                Err(object_store::Error::Precondition { .. }) => {}
+                Err(err) => return Err(Error::store(&sidecar, err)),
+            }
+        }
+        Err(missing.unwrap_or_else(|| Error::Store {
+            path: location.to_string(),
+            source: Box::new(object_store::Error::Precondition {
+                path: location.to_string(),
+                source: "header kept changing during rewrap".into(),
+            }),
+        }))
+    }
+
+    /// The header `header` of the object at `location` rewrapped under the current primary
+    /// versions; `None` if it already is.
+    fn rotated(&self, location: &Path, header: &Header) -> Result<Option<Header>, Error> {
+        let open = |e| Error::open(location, e);
+        // The key holder re-wraps under the header's *stored* wrap context, and the header
+        // tag is not checked by a rotation; make sure the stored context names this
+        // location, so a misplaced object is reported rather than rotated in place.
+        if header.context().get(CONTEXT_LOCATION.as_bytes()) != Some(location.as_ref().as_bytes()) {
+            return Err(open(atrest_envelope::Error::Authentication));
+        }
+        let new = rewrap_header(
+            header,
+            &**self.keys(),
+            &RewrapPlan::Rotate,
+            &self.config().envelope,
+        )
+        .map_err(open)?;
+        let versions = |h: &Header| -> Vec<(KeyId, u32)> {
+            h.wrapped_keys()
+                .iter()
+                .map(|w| (w.key_id.clone(), w.version))
+                .collect()
+        };
+        Ok((versions(&new) != versions(header)).then_some(new))
+    }
+
+    /// Deletes detached headers no object names any more, if older than `grace`: left
+    /// behind by uploads that failed after writing their header, by deletes and overwrites
+    /// whose cleanup failed, or by a rewrap that raced an overwrite on a store without
+    /// conditional PUT. `grace` must exceed the longest time between an upload writing its
+    /// header and committing its object (a single PUT or multipart completion; an hour is
+    /// generous). Does nothing with attached headers.
+    ///
+    /// Reads the stub of every object in the store. Any read error other than "not found"
+    /// stops the job before it deletes anything.
+    ///
+    /// # Errors
+    /// [`Error::Store`] if listing or a stub read fails.
+    pub async fn collect_garbage(
+        &self,
+        grace: std::time::Duration,
+        concurrency: usize,
+    ) -> Result<GarbageReport, Error> {
+        let mut report = GarbageReport::default();
+        if self.config().headers != Headers::Detached {
+            return Ok(report);
+        }
+        let started = unix_millis(std::time::SystemTime::now());
+        let prefix = Path::from(DETACHED_HEADERS);
+        // Headers first: one written after this listing is never a candidate.
+        let headers: Vec<ObjectMeta> = self
+            .inner()
+            .list(Some(&prefix))
+            .try_collect()
+            .await
+            .map_err(|e| Error::store(&prefix, e))?;
+        report.headers = headers.len() as u64;
+        let objects = self.list_all(None).await?;
+        let referenced: HashSet<[u8; atrest_envelope::BLOB_ID_LEN]> = stream::iter(objects)
+            .map(|meta| async move { self.stub_of(&meta.location).await })
+            .buffer_unordered(concurrency.max(1))
+            .try_filter_map(|id| async move { Ok(id) })
+            .try_collect()
+            .await?;
+        let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
+        let mut doomed = Vec::new();
+        for meta in headers {
+            match detached::sidecar_id(&meta.location) {
+                Some(id) if referenced.contains(&id) => report.referenced += 1,
+                _ if started.saturating_sub(meta.last_modified.timestamp_millis()) < grace => {
+                    report.recent += 1;
+                }
+                _ => doomed.push(meta.location),
+            }
+        }
+        let mut deletions = stream::iter(doomed)
+            .map(|path| async move {
+                let result = self.inner().delete(&path).await;
+                (path, result)
+            })
+            .buffer_unordered(concurrency.max(1));
+        while let Some((path, result)) = deletions.next().await {
+            match result {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => report.deleted += 1,
+                Err(err) => report.failed.push((path.clone(), Error::store(&path, err))),
+            }
+        }
+        Ok(report)
+    }
+
+    /// The blob id in the stub of the object at `location`: `None` if it is gone or is not
+    /// a detached-header object; an error if it cannot be read.
+    async fn stub_of(
+        &self,
+        location: &Path,
+    ) -> Result<Option<[u8; atrest_envelope::BLOB_ID_LEN]>, Error> {
+        let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..STUB_LEN)));
+        match self.read_inner(location, options).await? {
+            Some((stub, _)) => Ok(detached::parse_stub(location, &stub).ok()),
+            None => Ok(None),
+        }
     }
 
     /// Decrypts and authenticates every object under `prefix` completely (header, every
@@ -398,4 +567,11 @@ impl<S: ObjectStore> EncryptedStore<S> {
         }
         Ok(report)
     }
+}
+
+/// Milliseconds since the Unix epoch (0 before it), comparable with
+/// `ObjectMeta::last_modified`.
+fn unix_millis(time: std::time::SystemTime) -> i64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

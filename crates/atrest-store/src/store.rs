@@ -1,6 +1,7 @@
 //! `EncryptedStore`: the decorator itself.
 
 use std::fmt;
+use std::future::Future;
 use std::io::Write;
 use std::ops::Range;
 use std::sync::Arc;
@@ -17,7 +18,8 @@ use object_store::{
     PutOptions, PutPayload, PutResult, RenameOptions, RenameTargetMode,
 };
 
-use crate::config::Config;
+use crate::config::{Config, Headers};
+use crate::detached::{self, STUB_LEN};
 use crate::error::Error;
 use crate::select::{KeySelector, Selection, context, header_len};
 use crate::upload::EncryptingUpload;
@@ -31,13 +33,16 @@ const SEGMENTS_PER_CHUNK: u64 = 16;
 const COALESCE_GAP: u64 = 1 << 20;
 /// Attempts of a ranged read whose object changed between its header and body reads.
 const RANGED_READ_ATTEMPTS: usize = 3;
+/// Objects deleted at once by `delete_stream` with detached headers.
+const DELETE_CONCURRENCY: usize = 8;
 
 /// An `ObjectStore` that envelope-encrypts every object it writes to `inner` and
 /// authenticates every byte it reads back.
 ///
-/// Each object is stored in the envelope's attached form, `header || body` (docs/FORMAT.md
-/// §4 and "Blob store layout"), as one object of the inner store, so a PUT is as atomic as
-/// the inner store makes it. Every object gets a fresh data key wrapped under the key the
+/// By default each object is stored in the envelope's attached form, `header || body`
+/// (docs/FORMAT.md §4 and §6), as one object of the inner store, so a PUT is as atomic as
+/// the inner store makes it. With [`Headers::Detached`] the header lives in a sidecar and
+/// the object is `stub || body`; the object's PUT is still the single commit point (§6.2). Every object gets a fresh data key wrapped under the key the
 /// [`KeySelector`] picks for its path; the encryption context `{location, tenant}` binds the
 /// object to its path, so bytes moved or copied behind the store's back fail to decrypt
 /// while [`ObjectStoreExt::copy`] and [`ObjectStoreExt::rename`] through the store
@@ -47,7 +52,8 @@ const RANGED_READ_ATTEMPTS: usize = 3;
 ///
 /// `head`, `list` and `GetResult::meta` report plaintext sizes, derived from the stored
 /// size without reading the object: every header this store writes has a length that
-/// depends only on the path, the key id and [`Config::wrapped_key_len`].
+/// depends only on the path, the key id and [`Config::wrapped_key_len`] (detached: every
+/// stub is 40 bytes).
 ///
 /// # Security
 ///
@@ -137,12 +143,33 @@ impl<S: ObjectStore> EncryptedStore<S> {
         ))
     }
 
+    /// Where the body starts in the inner object at `location`: after the header (attached)
+    /// or after the stub (detached).
+    pub(crate) fn expected_body_offset(&self, location: &Path) -> Result<u64, Error> {
+        match self.config.headers {
+            Headers::Attached => Ok(self.expected_header_len(location)? as u64),
+            Headers::Detached => Ok(STUB_LEN),
+        }
+    }
+
+    /// True if the store keeps detached headers and `location` is where it keeps them.
+    pub(crate) fn is_reserved(&self, location: &Path) -> bool {
+        self.config.headers == Headers::Detached && detached::is_reserved(location)
+    }
+
+    fn check_path(&self, location: &Path) -> Result<(), Error> {
+        if self.is_reserved(location) {
+            return Err(Error::reserved(location));
+        }
+        Ok(())
+    }
+
     /// Plaintext size of the object at `location` stored in `stored` bytes.
     ///
     /// # Errors
     /// [`Error::NotEncrypted`] if no object of this store has that size.
     pub fn plaintext_size(&self, location: &Path, stored: u64) -> Result<u64, Error> {
-        let header = self.expected_header_len(location)? as u64;
+        let header = self.expected_body_offset(location)?;
         let not_ours = |reason| Error::NotEncrypted {
             path: location.to_string(),
             reason,
@@ -160,7 +187,7 @@ impl<S: ObjectStore> EncryptedStore<S> {
     /// # Errors
     /// [`Error::NoKey`] if the selector refuses the path.
     pub fn stored_size(&self, location: &Path, plaintext: u64) -> Result<u64, Error> {
-        let header = self.expected_header_len(location)? as u64;
+        let header = self.expected_body_offset(location)?;
         let body = self
             .layout
             .ciphertext_len(plaintext)
@@ -168,7 +195,7 @@ impl<S: ObjectStore> EncryptedStore<S> {
         Ok(header + body)
     }
 
-    fn plain_meta(&self, mut meta: ObjectMeta) -> Result<ObjectMeta, Error> {
+    pub(crate) fn plain_meta(&self, mut meta: ObjectMeta) -> Result<ObjectMeta, Error> {
         meta.size = self.plaintext_size(&meta.location, meta.size)?;
         Ok(meta)
     }
@@ -183,7 +210,8 @@ impl<S: ObjectStore> EncryptedStore<S> {
         )
         .map_err(|e| Error::seal(location, e))?;
         let expected = header_len(&context, &selection, self.config.wrapped_key_len);
-        if sealer.header_bytes().len() != expected {
+        // Only attached headers need a predictable length (sizes are derived from it).
+        if self.config.headers == Headers::Attached && sealer.header_bytes().len() != expected {
             return Err(Error::HeaderShape {
                 path: location.to_string(),
                 expected,
@@ -199,19 +227,34 @@ impl<S: ObjectStore> EncryptedStore<S> {
             .map_err(|e| Error::open(location, e))
     }
 
-    /// Encrypts a whole payload into one attached object.
-    fn encrypt(&self, location: &Path, payload: &PutPayload) -> Result<Bytes, Error> {
+    /// Encrypts a whole payload: the inner object, and with detached headers the sidecar.
+    fn encrypt(&self, location: &Path, payload: &PutPayload) -> Result<Sealed, Error> {
         let sealer = self.sealer(location)?;
         let plaintext = payload.content_length() as u64;
-        let capacity = self
+        let body = self
             .layout
             .ciphertext_len(plaintext)
-            .map_err(|e| Error::seal(location, e.into()))?
-            + sealer.header_bytes().len() as u64;
-        let buffer = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
-        let mut encryptor = sealer
-            .attached_encryptor(buffer)
-            .map_err(|e| Error::seal(location, e))?;
+            .map_err(|e| Error::seal(location, e.into()))?;
+        let (mut encryptor, sidecar) = match self.config.headers {
+            Headers::Attached => {
+                let capacity = body + sealer.header_bytes().len() as u64;
+                let buffer = Vec::with_capacity(usize::try_from(capacity).unwrap_or(0));
+                let encryptor = sealer
+                    .attached_encryptor(buffer)
+                    .map_err(|e| Error::seal(location, e))?;
+                (encryptor, None)
+            }
+            Headers::Detached => {
+                let id = *sealer.header().blob_id();
+                let header = Bytes::copy_from_slice(sealer.header_bytes());
+                let mut buffer = Vec::with_capacity(usize::try_from(body + STUB_LEN).unwrap_or(0));
+                buffer.extend_from_slice(&detached::stub(&id));
+                let encryptor = sealer
+                    .encryptor(buffer)
+                    .map_err(|e| Error::seal(location, e))?;
+                (encryptor, Some((detached::sidecar_path(&id), header)))
+            }
+        };
         for chunk in payload {
             encryptor
                 .write_all(chunk)
@@ -220,12 +263,45 @@ impl<S: ObjectStore> EncryptedStore<S> {
         let object = encryptor
             .finish()
             .map_err(|e| Error::seal(location, e.into()))?;
-        Ok(Bytes::from(object))
+        Ok(Sealed {
+            object: Bytes::from(object),
+            sidecar,
+        })
+    }
+
+    /// Finds and parses the header of the inner object starting with `prefix`: in `prefix`
+    /// (attached) or in the sidecar its stub names (detached). Returns the header and the
+    /// body's offset in the inner object; `Ok(None)` if `prefix` is too short to tell.
+    async fn find_header(
+        &self,
+        location: &Path,
+        prefix: &[u8],
+    ) -> Result<Option<(Header, u64)>, Error> {
+        match self.config.headers {
+            Headers::Attached => Ok(Self::parse_header(location, prefix)?.map(|header| {
+                let offset = header.len() as u64;
+                (header, offset)
+            })),
+            Headers::Detached => {
+                if (prefix.len() as u64) < STUB_LEN + STREAM_HEADER_LEN {
+                    return Ok(None);
+                }
+                let id = detached::parse_stub(location, prefix)?;
+                let header = read_sidecar(&*self.inner, location, &id).await?.0;
+                Ok(Some((header, STUB_LEN)))
+            }
+        }
     }
 
     /// Parses the header at the start of `prefix`; `Ok(None)` if `prefix` ends inside it
     /// (or inside the body's stream header).
     fn parse_header(location: &Path, prefix: &[u8]) -> Result<Option<Header>, Error> {
+        if detached::has_stub_magic(prefix) {
+            return Err(Error::NotEncrypted {
+                path: location.to_string(),
+                reason: "its header is detached (open the store with Headers::Detached)",
+            });
+        }
         match Header::split_attached(prefix) {
             Ok((header, body)) if body.len() as u64 >= STREAM_HEADER_LEN => Ok(Some(header)),
             Ok(_) | Err(atrest_envelope::Error::Malformed(Malformed::Truncated)) => Ok(None),
@@ -247,9 +323,9 @@ impl<S: ObjectStore> EncryptedStore<S> {
         let stored = meta.size;
         let mut inner = result.into_stream();
         let mut buf = BytesMut::new();
-        let header = loop {
-            if let Some(header) = Self::parse_header(location, &buf)? {
-                break header;
+        let (header, header_len) = loop {
+            if let Some(found) = self.find_header(location, &buf).await? {
+                break found;
             }
             match inner.next().await {
                 Some(chunk) => buf.extend_from_slice(&chunk?),
@@ -263,14 +339,11 @@ impl<S: ObjectStore> EncryptedStore<S> {
             }
         };
         let opener = self.opener(location, &header)?;
-        let header_len = header.len();
-        let body_len = stored
-            .checked_sub(header_len as u64)
-            .ok_or(Error::NotEncrypted {
-                path: location.to_string(),
-                reason: "shorter than its header",
-            })?;
-        drop(buf.split_to(header_len));
+        let body_len = stored.checked_sub(header_len).ok_or(Error::NotEncrypted {
+            path: location.to_string(),
+            reason: "shorter than its header",
+        })?;
+        drop(buf.split_to(usize::try_from(header_len).unwrap_or(usize::MAX)));
         let pieces = Pieces::new(body_len);
         let stream_header = buf.split_to(42).freeze();
         Pieces::push(&pieces, 0, stream_header);
@@ -325,6 +398,9 @@ impl<S: ObjectStore> EncryptedStore<S> {
                         source: "object changed during every attempt of a ranged read".into(),
                     });
                 }
+                Err(Retry::Fail(err)) if attempt < RANGED_READ_ATTEMPTS && missing_header(&err) => {
+                    continue;
+                }
                 Err(Retry::Fail(err)) => return Err(err),
                 Ok(read) => return Ok(read),
             }
@@ -338,7 +414,7 @@ impl<S: ObjectStore> EncryptedStore<S> {
         wanted: &Wanted,
     ) -> Result<RangedRead, Retry> {
         let segment = self.layout.segment_size() as u64 + 16;
-        let guess = self.expected_header_len(location).map_err(fail)? as u64;
+        let guess = self.expected_body_offset(location).map_err(fail)?;
         let mut first = options.clone();
         first.head = false;
         first.range = Some(GetRange::Bounded(0..guess + STREAM_HEADER_LEN + segment));
@@ -353,20 +429,20 @@ impl<S: ObjectStore> EncryptedStore<S> {
             range: Some(GetRange::Bounded(range)),
             ..GetOptions::default()
         };
-        let header = match Self::parse_header(location, &prefix).map_err(fail)? {
-            Some(header) => header,
+        let (header, header_len) = match self.find_header(location, &prefix).await.map_err(fail)? {
+            Some(found) => found,
             None if (prefix.len() as u64) < stored => {
                 // A header longer than this store writes (e.g. more wrapped keys).
                 let end = stored.min((atrest_envelope::MAX_HEADER_LEN as u64) + 42 + segment);
                 prefix = self.conditional_read(location, conditional(0..end)).await?;
-                Self::parse_header(location, &prefix)
+                self.find_header(location, &prefix)
+                    .await
                     .map_err(fail)?
                     .ok_or_else(|| fail(Error::open(location, Malformed::Truncated.into())))?
             }
             None => return Err(fail(Error::open(location, Malformed::Truncated.into()))),
         };
         let opener = self.opener(location, &header).map_err(fail)?;
-        let header_len = header.len() as u64;
         let body_len = stored.checked_sub(header_len).ok_or_else(|| {
             fail(Error::NotEncrypted {
                 path: location.to_string(),
@@ -479,6 +555,32 @@ impl<S: ObjectStore> EncryptedStore<S> {
         result.bytes().await.map_err(Retry::Fail)
     }
 
+    /// A listed inner object as the store shows it: `None` for detached headers.
+    fn visible_meta(
+        &self,
+        meta: object_store::Result<ObjectMeta>,
+    ) -> Option<object_store::Result<ObjectMeta>> {
+        match meta {
+            Ok(meta) if self.is_reserved(&meta.location) => None,
+            Ok(meta) => Some(self.plain_meta(meta).map_err(Into::into)),
+            Err(err) => Some(Err(err)),
+        }
+    }
+
+    /// Deletes a detached-header object: the object first (it is what readers see), then
+    /// its sidecar.
+    async fn delete_detached(&self, location: &Path) -> object_store::Result<()> {
+        self.check_path(location)?;
+        let id = current_stub(&*self.inner, location).await;
+        self.inner.delete(location).await?;
+        if let Some(id) = id {
+            // Best effort: the object is gone, so a sidecar left behind (the delete failed)
+            // is unreferenced garbage for collect_garbage.
+            let _best_effort = self.inner.delete(&detached::sidecar_path(&id)).await;
+        }
+        Ok(())
+    }
+
     async fn copy_through(
         &self,
         from: &Path,
@@ -557,6 +659,113 @@ enum Retry {
 
 fn fail(err: impl Into<object_store::Error>) -> Retry {
     Retry::Fail(err.into())
+}
+
+fn missing_header(err: &object_store::Error) -> bool {
+    matches!(
+        Error::from_object_store(err),
+        Some(Error::MissingHeader { .. })
+    )
+}
+
+/// A whole object encrypted for the inner store.
+struct Sealed {
+    /// Attached: `header || body`. Detached: `stub || body`.
+    object: Bytes,
+    /// Detached: the sidecar's path and the header bytes.
+    sidecar: Option<(Path, Bytes)>,
+}
+
+/// Reads and parses the detached header of blob `id`, the object at `location` names, and
+/// checks it is that blob's. Returns the header and the sidecar's version.
+pub(crate) async fn read_sidecar(
+    inner: &dyn ObjectStore,
+    location: &Path,
+    id: &[u8; atrest_envelope::BLOB_ID_LEN],
+) -> Result<(Header, object_store::UpdateVersion), Error> {
+    let sidecar = detached::sidecar_path(id);
+    let limit = atrest_envelope::MAX_HEADER_LEN as u64;
+    let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..limit + 1)));
+    let result = match inner.get_opts(&sidecar, options).await {
+        Ok(result) => result,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(Error::MissingHeader {
+                path: location.to_string(),
+                header: sidecar.to_string(),
+            });
+        }
+        Err(err) => return Err(Error::store(&sidecar, err)),
+    };
+    let version = object_store::UpdateVersion {
+        e_tag: result.meta.e_tag.clone(),
+        version: result.meta.version.clone(),
+    };
+    let bytes = result
+        .bytes()
+        .await
+        .map_err(|e| Error::store(&sidecar, e))?;
+    let header = Header::parse(&bytes).map_err(|e| Error::open(location, e))?;
+    if header.blob_id() != id {
+        // The stub and the sidecar disagree: swapped or edited behind the store's back.
+        return Err(Error::open(
+            location,
+            atrest_envelope::Error::Authentication,
+        ));
+    }
+    Ok((header, version))
+}
+
+/// The blob id in the stub of the detached-header object at `location`; `None` if there is
+/// no such object, it has no valid stub, or it cannot be read (best effort: used to find a
+/// sidecar to delete).
+pub(crate) async fn current_stub(
+    inner: &dyn ObjectStore,
+    location: &Path,
+) -> Option<[u8; atrest_envelope::BLOB_ID_LEN]> {
+    let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..STUB_LEN)));
+    let bytes = inner
+        .get_opts(location, options)
+        .await
+        .ok()?
+        .bytes()
+        .await
+        .ok()?;
+    detached::parse_stub(location, &bytes).ok()
+}
+
+/// Publishes a detached-header object: writes its sidecar, then runs `commit` (the PUT or
+/// multipart completion of `stub || body` at `location`, the one step that makes the new
+/// object visible), then deletes the sidecar of the object it replaced. A failed commit
+/// deletes the new sidecar again. Deletions are best effort: a sidecar left behind is
+/// unreferenced garbage ([`EncryptedStore::collect_garbage`]), never a readable object.
+pub(crate) async fn commit_detached(
+    inner: &dyn ObjectStore,
+    location: &Path,
+    (sidecar, header): (Path, Bytes),
+    replaces: bool,
+    commit: impl Future<Output = object_store::Result<PutResult>>,
+) -> object_store::Result<PutResult> {
+    let old = if replaces {
+        current_stub(inner, location).await
+    } else {
+        None
+    };
+    inner.put(&sidecar, header.into()).await?;
+    match commit.await {
+        Ok(result) => {
+            if let Some(old) = old {
+                let old = detached::sidecar_path(&old);
+                if old != sidecar {
+                    let _best_effort = inner.delete(&old).await;
+                }
+            }
+            Ok(result)
+        }
+        Err(err) => {
+            let _best_effort = inner.delete(&sidecar).await;
+            Err(err)
+        }
+    }
 }
 
 /// The body of a whole-object read, decrypted segment by segment as ciphertext arrives.
@@ -672,9 +881,21 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         payload: PutPayload,
         opts: PutOptions,
     ) -> object_store::Result<PutResult> {
-        let object = self.encrypt(location, &payload)?;
+        self.check_path(location)?;
+        let sealed = self.encrypt(location, &payload)?;
         drop(payload);
-        self.inner.put_opts(location, object.into(), opts).await
+        match sealed.sidecar {
+            None => {
+                self.inner
+                    .put_opts(location, sealed.object.into(), opts)
+                    .await
+            }
+            Some(sidecar) => {
+                let replaces = !matches!(opts.mode, PutMode::Create);
+                let commit = self.inner.put_opts(location, sealed.object.into(), opts);
+                commit_detached(&*self.inner, location, sidecar, replaces, commit).await
+            }
+        }
     }
 
     async fn put_multipart_opts(
@@ -682,9 +903,23 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         location: &Path,
         opts: PutMultipartOptions,
     ) -> object_store::Result<Box<dyn MultipartUpload>> {
+        self.check_path(location)?;
         let sealer = self.sealer(location)?;
-        let inner = self.inner.put_multipart_opts(location, opts).await?;
-        let upload = EncryptingUpload::new(location.clone(), inner, sealer, self.config.part_size)?;
+        let upload = self.inner.put_multipart_opts(location, opts).await?;
+        let detached = match self.config.headers {
+            Headers::Attached => None,
+            Headers::Detached => {
+                let inner: Arc<dyn ObjectStore> = self.inner.clone();
+                Some(inner)
+            }
+        };
+        let upload = EncryptingUpload::new(
+            location.clone(),
+            upload,
+            sealer,
+            self.config.part_size,
+            detached,
+        )?;
         Ok(Box::new(upload))
     }
 
@@ -693,6 +928,7 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         location: &Path,
         options: GetOptions,
     ) -> object_store::Result<GetResult> {
+        self.check_path(location)?;
         if options.head {
             let result = self.inner.get_opts(location, options).await?;
             let meta = self.plain_meta(result.meta)?;
@@ -705,7 +941,19 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
             });
         }
         match options.range.clone() {
-            None => self.get_stream(location, options).await,
+            None => {
+                let mut attempt = 1;
+                loop {
+                    // A detached header can vanish between reading the stub and the sidecar
+                    // when the object is replaced meanwhile: read the new object.
+                    match self.get_stream(location, options.clone()).await {
+                        Err(err) if attempt < RANGED_READ_ATTEMPTS && missing_header(&err) => {
+                            attempt += 1;
+                        }
+                        result => return result,
+                    }
+                }
+            }
             Some(range) => {
                 let mut read = self
                     .read_ranges(location, &options, &Wanted::One(range))
@@ -728,6 +976,7 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         location: &Path,
         ranges: &[Range<u64>],
     ) -> object_store::Result<Vec<Bytes>> {
+        self.check_path(location)?;
         if ranges.is_empty() {
             return Ok(Vec::new());
         }
@@ -745,14 +994,30 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         &self,
         locations: BoxStream<'static, object_store::Result<Path>>,
     ) -> BoxStream<'static, object_store::Result<Path>> {
-        self.inner.delete_stream(locations)
+        match self.config.headers {
+            Headers::Attached => self.inner.delete_stream(locations),
+            Headers::Detached => {
+                let this = self.clone();
+                locations
+                    .map(move |location| {
+                        let this = this.clone();
+                        async move {
+                            let location = location?;
+                            this.delete_detached(&location).await?;
+                            Ok(location)
+                        }
+                    })
+                    .buffered(DELETE_CONCURRENCY)
+                    .boxed()
+            }
+        }
     }
 
     fn list(&self, prefix: Option<&Path>) -> BoxStream<'static, object_store::Result<ObjectMeta>> {
         let this = self.clone();
         self.inner
             .list(prefix)
-            .map(move |meta| Ok(this.plain_meta(meta?)?))
+            .filter_map(move |meta| std::future::ready(this.visible_meta(meta)))
             .boxed()
     }
 
@@ -764,15 +1029,17 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
         let this = self.clone();
         self.inner
             .list_with_offset(prefix, offset)
-            .map(move |meta| Ok(this.plain_meta(meta?)?))
+            .filter_map(move |meta| std::future::ready(this.visible_meta(meta)))
             .boxed()
     }
 
     async fn list_with_delimiter(&self, prefix: Option<&Path>) -> object_store::Result<ListResult> {
         let mut result = self.inner.list_with_delimiter(prefix).await?;
+        result.common_prefixes.retain(|p| !self.is_reserved(p));
         result.objects = result
             .objects
             .into_iter()
+            .filter(|meta| !self.is_reserved(&meta.location))
             .map(|meta| self.plain_meta(meta))
             .collect::<Result<_, _>>()?;
         Ok(result)
@@ -786,6 +1053,8 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
     ) -> object_store::Result<()> {
         // The context binds the location: bytes copied as they are would not decrypt at
         // `to`. Re-encrypt for the destination.
+        self.check_path(from)?;
+        self.check_path(to)?;
         self.copy_through(from, to, options.mode).await
     }
 
@@ -799,7 +1068,9 @@ impl<S: ObjectStore> ObjectStore for EncryptedStore<S> {
             RenameTargetMode::Overwrite => CopyMode::Overwrite,
             RenameTargetMode::Create => CopyMode::Create,
         };
+        self.check_path(from)?;
+        self.check_path(to)?;
         self.copy_through(from, to, mode).await?;
-        self.inner.delete(from).await
+        ObjectStoreExt::delete(self, from).await
     }
 }

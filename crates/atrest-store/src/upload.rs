@@ -8,9 +8,11 @@ use async_trait::async_trait;
 use atrest_stream::Encryptor;
 use bytes::Bytes;
 use object_store::path::Path;
-use object_store::{MultipartUpload, PutPayload, PutResult, UploadPart};
+use object_store::{MultipartUpload, ObjectStore, PutPayload, PutResult, UploadPart};
 
+use crate::detached;
 use crate::error::Error;
+use crate::store::commit_detached;
 
 /// Ciphertext produced by the encryptor and not yet handed to the inner upload.
 #[derive(Clone, Default)]
@@ -45,7 +47,9 @@ impl Write for Sink {
 /// Each `put_part` encrypts its plaintext at once (in call order, which is the object's
 /// byte order) and hands the inner upload a part whenever at least `part_size` bytes of
 /// ciphertext are ready, so memory stays at about one part plus one segment whatever the
-/// object size. The envelope header goes first, in the first part.
+/// object size. The envelope header goes first, in the first part (with detached headers:
+/// the stub goes first, and `complete` writes the sidecar just before completing the inner
+/// upload).
 ///
 /// **`complete` MUST be called** for the object to appear: it seals the final segment. An
 /// upload that is aborted, dropped or fails leaves nothing visible (the inner store's
@@ -53,6 +57,8 @@ impl Write for Sink {
 pub struct EncryptingUpload {
     location: Path,
     inner: Box<dyn MultipartUpload>,
+    /// Detached headers: the inner store, the sidecar's path and the header bytes.
+    detached: Option<(Arc<dyn ObjectStore>, Path, Bytes)>,
     encryptor: Option<Encryptor<Sink>>,
     sink: Sink,
     part_size: usize,
@@ -65,14 +71,34 @@ impl EncryptingUpload {
         inner: Box<dyn MultipartUpload>,
         sealer: atrest_envelope::Sealer,
         part_size: usize,
+        detached_store: Option<Arc<dyn ObjectStore>>,
     ) -> Result<Self, Error> {
-        let sink = Sink::default();
-        let encryptor = sealer
-            .attached_encryptor(sink.clone())
-            .map_err(|e| Error::seal(&location, e))?;
+        let mut sink = Sink::default();
+        let (encryptor, detached) = match detached_store {
+            None => {
+                let encryptor = sealer
+                    .attached_encryptor(sink.clone())
+                    .map_err(|e| Error::seal(&location, e))?;
+                (encryptor, None)
+            }
+            Some(store) => {
+                let id = *sealer.header().blob_id();
+                let header = Bytes::copy_from_slice(sealer.header_bytes());
+                sink.write_all(&detached::stub(&id))
+                    .map_err(|e| Error::seal(&location, atrest_envelope::Error::from_io(e)))?;
+                let encryptor = sealer
+                    .encryptor(sink.clone())
+                    .map_err(|e| Error::seal(&location, e))?;
+                (
+                    encryptor,
+                    Some((store, detached::sidecar_path(&id), header)),
+                )
+            }
+        };
         Ok(Self {
             location,
             inner,
+            detached,
             encryptor: Some(encryptor),
             sink,
             part_size,
@@ -142,7 +168,13 @@ impl MultipartUpload for EncryptingUpload {
         if !rest.is_empty() {
             self.send(rest).await?;
         }
-        self.inner.complete().await
+        match self.detached.take() {
+            None => self.inner.complete().await,
+            Some((store, sidecar, header)) => {
+                let commit = self.inner.complete();
+                commit_detached(&*store, &self.location, (sidecar, header), true, commit).await
+            }
+        }
     }
 
     async fn abort(&mut self) -> object_store::Result<()> {

@@ -8,6 +8,10 @@
 //! stream_get, put_get_attributes, get_nonexistent_object, multipart_out_of_order,
 //! multipart_race_condition (InMemory: last writer wins).
 //!
+//! Each runs twice: with attached headers (the default) and with detached headers, where
+//! the suite's listings also prove the sidecars under `.atrest-headers/` stay invisible and
+//! its deletes that no sidecar outlives its object.
+//!
 //! Skipped, and why:
 //! - `multipart`, `multipart_with_opts`, `multipart_put_part_out_of_order`: they drive the
 //!   low-level `MultipartStore` trait (parts addressed by index, uploaded in any order).
@@ -30,7 +34,7 @@ use object_store::local::LocalFileSystem;
 use object_store::memory::InMemory;
 use object_store::{ObjectStore, ObjectStoreExt};
 
-use common::{contains, inner_objects, single_key_store};
+use common::{contains, detached_store, inner_objects, single_key_store};
 
 /// Bytes the suite writes that must never appear in the inner store: the suite's own
 /// payloads plus markers of ours. Checked in every inner object.
@@ -105,44 +109,82 @@ async fn assert_no_plaintext(inner: &dyn ObjectStore) {
 #[tokio::test]
 async fn in_memory_conformance() {
     let (store, _ring) = single_key_store(InMemory::new());
-    put_get_delete_list(&store).await;
-    list_with_offset_exclusivity(&store).await;
-    get_opts(&store).await;
-    list_uses_directories_correctly(&store).await;
-    list_with_delimiter(&store).await;
-    rename_and_copy(&store).await;
-    copy_if_not_exists(&store).await;
-    copy_rename_nonexistent_object(&store).await;
-    stream_get(&store).await;
-    put_opts(&store, true).await;
-    put_get_attributes(&store).await;
-    multipart_out_of_order(&store).await;
-    multipart_race_condition(&store, true).await;
-    let err = get_nonexistent_object(&store, None).await.unwrap_err();
-    assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
-
+    in_memory_suite(&store).await;
     write_markers(&store).await;
     assert_no_plaintext(store.inner()).await;
+}
+
+#[tokio::test]
+async fn in_memory_conformance_detached_headers() {
+    let (store, _ring) = detached_store(InMemory::new());
+    in_memory_suite(&store).await;
+    write_markers(&store).await;
+    assert_no_plaintext(store.inner()).await;
+    assert_sidecars_match(store.inner()).await;
+}
+
+async fn in_memory_suite(store: &dyn ObjectStore) {
+    put_get_delete_list(store).await;
+    list_with_offset_exclusivity(store).await;
+    get_opts(store).await;
+    list_uses_directories_correctly(store).await;
+    list_with_delimiter(store).await;
+    rename_and_copy(store).await;
+    copy_if_not_exists(store).await;
+    copy_rename_nonexistent_object(store).await;
+    stream_get(store).await;
+    put_opts(store, true).await;
+    put_get_attributes(store).await;
+    multipart_out_of_order(store).await;
+    multipart_race_condition(store, true).await;
+    let err = get_nonexistent_object(store, None).await.unwrap_err();
+    assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
 }
 
 #[tokio::test]
 async fn local_filesystem_conformance() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _ring) = single_key_store(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
-    put_get_delete_list(&store).await;
-    list_with_offset_exclusivity(&store).await;
-    get_opts(&store).await;
-    list_uses_directories_correctly(&store).await;
-    list_with_delimiter(&store).await;
-    rename_and_copy(&store).await;
-    copy_if_not_exists(&store).await;
-    copy_rename_nonexistent_object(&store).await;
-    stream_get(&store).await;
-    put_opts(&store, false).await;
-    put_get_attributes(&store).await;
-    let err = get_nonexistent_object(&store, None).await.unwrap_err();
-    assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
-
+    local_suite(&store).await;
     write_markers(&store).await;
     assert_no_plaintext(store.inner()).await;
+}
+
+#[tokio::test]
+async fn local_filesystem_conformance_detached_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _ring) = detached_store(LocalFileSystem::new_with_prefix(dir.path()).unwrap());
+    local_suite(&store).await;
+    write_markers(&store).await;
+    assert_no_plaintext(store.inner()).await;
+    assert_sidecars_match(store.inner()).await;
+}
+
+/// Every object outside `.atrest-headers/` has exactly one sidecar and every sidecar an
+/// object: overwrites, renames and deletes left no header behind.
+async fn assert_sidecars_match(inner: &dyn ObjectStore) {
+    let objects = inner_objects(inner).await;
+    let sidecars = objects
+        .iter()
+        .filter(|(path, _)| path.as_ref().starts_with(".atrest-headers/"))
+        .count();
+    let bodies = objects.len() - sidecars;
+    assert!(bodies >= 5, "markers were written: {bodies}");
+    assert_eq!(sidecars, bodies, "one sidecar per object");
+}
+
+async fn local_suite(store: &dyn ObjectStore) {
+    put_get_delete_list(store).await;
+    list_with_offset_exclusivity(store).await;
+    get_opts(store).await;
+    list_uses_directories_correctly(store).await;
+    list_with_delimiter(store).await;
+    rename_and_copy(store).await;
+    copy_if_not_exists(store).await;
+    copy_rename_nonexistent_object(store).await;
+    stream_get(store).await;
+    put_opts(store, false).await;
+    put_get_attributes(store).await;
+    let err = get_nonexistent_object(store, None).await.unwrap_err();
+    assert!(matches!(err, object_store::Error::NotFound { .. }), "{err}");
 }

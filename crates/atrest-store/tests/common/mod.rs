@@ -46,6 +46,15 @@ pub(crate) fn single_key_store<S: ObjectStore>(
     (store, ring)
 }
 
+/// As [`single_key_store`], with detached headers.
+pub(crate) fn detached_store<S: ObjectStore>(inner: S) -> (EncryptedStore<S>, Arc<SharedKeyring>) {
+    let ring = keyring(&["conformance"]);
+    let config = atrest_store::Config::default().headers(atrest_store::Headers::Detached);
+    let store =
+        EncryptedStore::with_config(inner, ring.clone(), SingleKey(key("conformance")), config);
+    (store, ring)
+}
+
 /// The [`atrest_store::Error`] inside an `object_store::Error`.
 pub(crate) fn store_error(err: &object_store::Error) -> &atrest_store::Error {
     atrest_store::Error::from_object_store(err)
