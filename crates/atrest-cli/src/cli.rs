@@ -288,6 +288,10 @@ pub(crate) struct StoreArgs {
     /// Encrypt every object under this key instead of `tenant-<first path segment>`.
     #[arg(long, value_name = "NAME")]
     pub(crate) key: Option<String>,
+    /// Keep each object's header in a sidecar under `.atrest-headers/`, so `rewrap` rewrites
+    /// headers only, never bodies. Every command on a store must use the same setting.
+    #[arg(long)]
+    pub(crate) detached_headers: bool,
     #[command(subcommand)]
     pub(crate) command: StoreCommand,
 }
@@ -337,6 +341,17 @@ pub(crate) enum StoreCommand {
     Verify {
         /// Only under this prefix.
         prefix: Option<String>,
+        /// Objects in flight at once.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+    },
+    /// Delete detached headers no object uses any more (left by failed uploads); only with
+    /// --detached-headers.
+    Gc {
+        /// Keep unused headers younger than this (an upload may be about to use them), e.g.
+        /// 1h, 30m.
+        #[arg(long, default_value = "1h", value_parser = crate::units::parse_duration)]
+        grace: Duration,
         /// Objects in flight at once.
         #[arg(long, default_value_t = 8)]
         concurrency: usize,

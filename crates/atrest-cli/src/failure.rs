@@ -148,6 +148,26 @@ fn classify_one(cause: &(dyn std::error::Error + 'static)) -> Classified {
             Some("see the objects with `atrest store ls`".into()),
         ));
     }
+    match cause.downcast_ref::<atrest_store::Error>() {
+        Some(atrest_store::Error::NotEncrypted { .. }) => {
+            return Some((
+                Code::Integrity,
+                Some(
+                    "was the store written with a different --detached-headers setting? \
+                     Otherwise the object was modified; restore it from a good copy"
+                        .into(),
+                ),
+            ));
+        }
+        Some(atrest_store::Error::MissingHeader { .. }) => {
+            return Some((
+                Code::Integrity,
+                Some("the object's header was deleted behind the store's back".into()),
+            ));
+        }
+        Some(atrest_store::Error::ReservedPath { .. }) => return Some((Code::Usage, None)),
+        _ => {}
+    }
     if let Some(atrest_store::Error::NoKey { .. }) = cause.downcast_ref::<atrest_store::Error>() {
         return Some((
             Code::KeyUnavailable,

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use atrest_keyring::KeyId;
-use atrest_store::{EncryptedStore, Progress, SharedKeyring, SingleKey, TenantPrefix};
+use atrest_store::{
+    Config, EncryptedStore, Headers, Progress, SharedKeyring, SingleKey, TenantPrefix,
+};
 use futures_util::TryStreamExt as _;
 use object_store::local::LocalFileSystem;
 use object_store::path::Path as ObjectPath;
@@ -32,9 +34,17 @@ pub(crate) fn run(global: &Global, args: StoreArgs) -> anyhow::Result<()> {
     let loaded = root::load(global)?;
     let root_key = loaded.root;
     let shared = Arc::new(SharedKeyring::new(loaded.keyring));
+    let headers = if args.detached_headers {
+        Headers::Detached
+    } else {
+        Headers::Attached
+    };
+    let config = Config::default().headers(headers);
     let store = match &args.key {
-        Some(name) => EncryptedStore::new(inner, shared.clone(), SingleKey(key_id(name)?)),
-        None => EncryptedStore::new(inner, shared.clone(), TenantPrefix::new()),
+        Some(name) => {
+            EncryptedStore::with_config(inner, shared.clone(), SingleKey(key_id(name)?), config)
+        }
+        None => EncryptedStore::with_config(inner, shared.clone(), TenantPrefix::new(), config),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -84,6 +94,38 @@ pub(crate) fn run(global: &Global, args: StoreArgs) -> anyhow::Result<()> {
                 .hint(
                     "they are untouched; fix the cause and run the rewrap again (it is idempotent)",
                 )
+                .into())
+            }
+        }
+        StoreCommand::Gc { grace, concurrency } => {
+            if !args.detached_headers {
+                return Err(Failure::new(
+                    Code::Usage,
+                    "gc only applies to stores with detached headers",
+                )
+                .hint("add --detached-headers if this store uses them")
+                .into());
+            }
+            let report = runtime.block_on(store.collect_garbage(grace, concurrency))?;
+            println!(
+                "gc: {} headers, {} in use, {} unused but recent, {} deleted, {} failed",
+                report.headers,
+                report.referenced,
+                report.recent,
+                report.deleted,
+                report.failed.len()
+            );
+            for (path, err) in &report.failed {
+                println!("failed: {path}: {err}");
+            }
+            if report.failed.is_empty() {
+                Ok(())
+            } else {
+                Err(Failure::new(
+                    Code::Generic,
+                    format!("{} headers could not be deleted", report.failed.len()),
+                )
+                .hint("run gc again")
                 .into())
             }
         }

@@ -819,3 +819,53 @@ fn store_put_get_rewrap_verify_shred() {
         );
     }
 }
+
+#[test]
+fn store_with_detached_headers_rewraps_headers_only() {
+    let env = Env::new();
+    env.ok(&["keyring", "init"]);
+    env.ok(&["keyring", "create-key", "tenant-acme"]);
+    let data = plaintext(150_000);
+    env.write("in.bin", &data);
+    let store = |args: &[&str]| {
+        let mut full = vec!["store", "--detached-headers"];
+        full.extend_from_slice(args);
+        env.ok(&full)
+    };
+    store(&["put", "in.bin", "acme/invoices/17.pdf"]);
+    assert_eq!(store(&["ls"]), "      150000  acme/invoices/17.pdf\n");
+    store(&["get", "acme/invoices/17.pdf", "-o", "out.bin"]);
+    assert_eq!(env.read("out.bin"), data);
+    let body = env.path(".atrest/store/acme/invoices/17.pdf");
+    let before = std::fs::read(&body).expect("read");
+
+    env.ok(&["keyring", "rotate", "tenant-acme"]);
+    let report = store(&["rewrap"]);
+    // Only the sidecar header is rewritten: a few hundred bytes, not the 146 KiB body.
+    assert!(
+        report.starts_with("rewrap: 1 objects, 1 rewritten (")
+            && report.ends_with(" B written), 0 already current, 0 failed\n"),
+        "{report}"
+    );
+    assert_eq!(std::fs::read(&body).expect("read"), before);
+    assert_eq!(store(&["verify"]), "verify: 1 objects, 1 ok, 0 bad\n");
+    assert_eq!(
+        store(&["gc", "--grace", "0s"]),
+        "gc: 1 headers, 1 in use, 0 unused but recent, 0 deleted, 0 failed\n"
+    );
+
+    // The same store read without --detached-headers is not an atrest store to it.
+    let err = env.fails(&["store", "get", "acme/invoices/17.pdf", "-o", "x.bin"], 3);
+    assert!(err.starts_with("error: "), "{err}");
+    let err = env.fails(&["store", "gc"], 2);
+    assert!(
+        err.starts_with("error: gc only applies to stores with detached headers\n"),
+        "{err}"
+    );
+    store(&["rm", "acme/invoices/17.pdf"]);
+    assert_eq!(store(&["ls"]), "");
+    assert_eq!(
+        store(&["gc", "--grace", "0s"]),
+        "gc: 0 headers, 0 in use, 0 unused but recent, 0 deleted, 0 failed\n"
+    );
+}
