@@ -29,7 +29,10 @@ async fn main() {
     let headers = match std::env::args().nth(4).as_deref() {
         None | Some("attached") => Headers::Attached,
         Some("detached") => Headers::Detached,
-        Some(other) => panic!("placement must be attached or detached, not {other}"),
+        Some(other) => {
+            eprintln!("placement must be attached or detached, not {other}");
+            std::process::exit(2);
+        }
     };
 
     let dir = std::env::temp_dir().join(format!("atrest-rewrap-bench-{}", std::process::id()));

@@ -49,8 +49,9 @@ impl Default for Config {
 
 impl Config {
     /// Where headers are stored. Every writer and reader of a store must agree: a store
-    /// configured for one placement reports objects written with the other as
-    /// [`crate::Error::NotEncrypted`].
+    /// configured for one placement fails to read objects written with the other
+    /// ([`crate::Error::NotEncrypted`]), and `head`/`list` report wrong sizes for them
+    /// (sizes are derived from stored lengths without reading objects).
     pub fn headers(mut self, placement: Headers) -> Self {
         self.headers = placement;
         self

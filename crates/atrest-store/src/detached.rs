@@ -78,7 +78,8 @@ pub(crate) fn sidecar_id(path: &Path) -> Option<[u8; BLOB_ID_LEN]> {
     for (i, byte) in id.iter_mut().enumerate() {
         *byte = u8::from_str_radix(name.as_ref().get(2 * i..2 * i + 2)?, 16).ok()?;
     }
-    Some(id)
+    // Only the canonical (lower-case) name: a look-alike is not that header.
+    (sidecar_path(&id) == *path).then_some(id)
 }
 
 /// True for paths under [`DETACHED_HEADERS`] (including the prefix itself).
@@ -137,5 +138,7 @@ mod tests {
         assert!(!is_reserved(&Path::from("acme/.atrest-headers")));
         assert_eq!(sidecar_id(&Path::from(".atrest-headers/ab/zz")), None);
         assert_eq!(sidecar_id(&Path::from(".atrest-headers/cd/ab00")), None);
+        let upper = path.as_ref().replace("ab", "AB");
+        assert_eq!(sidecar_id(&Path::from(upper.as_str())), None);
     }
 }

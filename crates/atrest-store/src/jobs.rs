@@ -96,6 +96,8 @@ pub struct GarbageReport {
     pub recent: u64,
     /// Unreferenced headers deleted.
     pub deleted: u64,
+    /// Paths under the prefix that are not header names: left alone.
+    pub foreign: u64,
     /// Headers whose deletion failed, with why (retry the job).
     pub failed: Vec<(Path, Error)>,
 }
@@ -433,11 +435,14 @@ impl<S: ObjectStore> EncryptedStore<S> {
         let mut doomed = Vec::new();
         for meta in headers {
             match detached::sidecar_id(&meta.location) {
+                None => report.foreign += 1,
                 Some(id) if referenced.contains(&id) => report.referenced += 1,
-                _ if started.saturating_sub(meta.last_modified.timestamp_millis()) < grace => {
+                Some(_)
+                    if started.saturating_sub(meta.last_modified.timestamp_millis()) < grace =>
+                {
                     report.recent += 1;
                 }
-                _ => doomed.push(meta.location),
+                Some(_) => doomed.push(meta.location),
             }
         }
         let mut deletions = stream::iter(doomed)

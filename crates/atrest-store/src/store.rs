@@ -21,7 +21,7 @@ use object_store::{
 use crate::config::{Config, Headers};
 use crate::detached::{self, STUB_LEN};
 use crate::error::Error;
-use crate::select::{KeySelector, Selection, context, header_len};
+use crate::select::{CONTEXT_LOCATION, KeySelector, Selection, context, header_len};
 use crate::upload::EncryptingUpload;
 use crate::window::{Pieces, WindowReader};
 
@@ -571,12 +571,12 @@ impl<S: ObjectStore> EncryptedStore<S> {
     /// its sidecar.
     async fn delete_detached(&self, location: &Path) -> object_store::Result<()> {
         self.check_path(location)?;
-        let id = current_stub(&*self.inner, location).await;
+        let sidecar = owned_sidecar(&*self.inner, location).await;
         self.inner.delete(location).await?;
-        if let Some(id) = id {
+        if let Some(sidecar) = sidecar {
             // Best effort: the object is gone, so a sidecar left behind (the delete failed)
             // is unreferenced garbage for collect_garbage.
-            let _best_effort = self.inner.delete(&detached::sidecar_path(&id)).await;
+            let _best_effort = self.inner.delete(&sidecar).await;
         }
         Ok(())
     }
@@ -733,11 +733,42 @@ pub(crate) async fn current_stub(
     detached::parse_stub(location, &bytes).ok()
 }
 
+/// The blob id in the stub of the object at `location`: `Ok(None)` if there is no object
+/// or it has no valid stub, `Err` if it cannot be read.
+async fn read_stub(
+    inner: &dyn ObjectStore,
+    location: &Path,
+) -> object_store::Result<Option<[u8; atrest_envelope::BLOB_ID_LEN]>> {
+    let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..STUB_LEN)));
+    let bytes = match inner.get_opts(location, options).await {
+        Ok(result) => result.bytes().await?,
+        Err(object_store::Error::NotFound { .. }) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    Ok(detached::parse_stub(location, &bytes).ok())
+}
+
+/// The sidecar of the object at `location`, if it has one that is its own: the stub names
+/// it, and the header in it names `location`. A raw copy of another object made behind the
+/// store's back names the original's header, which must survive the copy's deletion or
+/// overwrite. `None` on any error (best effort: used to find a sidecar to delete).
+pub(crate) async fn owned_sidecar(inner: &dyn ObjectStore, location: &Path) -> Option<Path> {
+    let id = current_stub(inner, location).await?;
+    let (header, _) = read_sidecar(inner, location, &id).await.ok()?;
+    let own =
+        header.context().get(CONTEXT_LOCATION.as_bytes()) == Some(location.as_ref().as_bytes());
+    own.then(|| detached::sidecar_path(&id))
+}
+
 /// Publishes a detached-header object: writes its sidecar, then runs `commit` (the PUT or
 /// multipart completion of `stub || body` at `location`, the one step that makes the new
-/// object visible), then deletes the sidecar of the object it replaced. A failed commit
-/// deletes the new sidecar again. Deletions are best effort: a sidecar left behind is
-/// unreferenced garbage ([`EncryptedStore::collect_garbage`]), never a readable object.
+/// object visible), then deletes the sidecar of the object it replaced.
+///
+/// A commit that reports failure may still have been applied (a lost response): the new
+/// sidecar is deleted only if the object at `location` demonstrably does not name it.
+/// Deletions are best effort: a sidecar left behind is unreferenced garbage
+/// ([`EncryptedStore::collect_garbage`]), never a readable object, and a sidecar that may
+/// still be in use is never deleted.
 pub(crate) async fn commit_detached(
     inner: &dyn ObjectStore,
     location: &Path,
@@ -746,23 +777,31 @@ pub(crate) async fn commit_detached(
     commit: impl Future<Output = object_store::Result<PutResult>>,
 ) -> object_store::Result<PutResult> {
     let old = if replaces {
-        current_stub(inner, location).await
+        owned_sidecar(inner, location).await
     } else {
         None
     };
     inner.put(&sidecar, header.into()).await?;
+    let delete_old = || async {
+        if let Some(old) = old.as_ref().filter(|old| **old != sidecar) {
+            let _best_effort = inner.delete(old).await;
+        }
+    };
     match commit.await {
         Ok(result) => {
-            if let Some(old) = old {
-                let old = detached::sidecar_path(&old);
-                if old != sidecar {
-                    let _best_effort = inner.delete(&old).await;
-                }
-            }
+            delete_old().await;
             Ok(result)
         }
         Err(err) => {
-            let _best_effort = inner.delete(&sidecar).await;
+            match read_stub(inner, location).await {
+                // Applied after all: the new sidecar is in use, the old one is not.
+                Ok(Some(id)) if detached::sidecar_path(&id) == sidecar => delete_old().await,
+                Ok(_) => {
+                    let _best_effort = inner.delete(&sidecar).await;
+                }
+                // Unknown: keep it; collect_garbage removes it if the commit did not happen.
+                Err(_) => {}
+            }
             Err(err)
         }
     }
