@@ -1,4 +1,4 @@
-//! The parallel engine behind [`crate::Decryptor`]: up to `2 × workers` segments of
+//! The parallel engine behind [`crate::Decryptor`]: up to one batch of segments of
 //! ciphertext are read on the caller's thread, opened in parallel, and released in order, only
 //! up to the first segment that fails.
 
@@ -128,7 +128,7 @@ impl BatchReader {
         cipher: &SegmentCipher,
         out: &mut [u8],
     ) -> Result<Option<usize>, Error> {
-        let batch = self.par.batch_segments();
+        let batch = self.par.batch_segments(cipher.layout.max_segment_pt_len());
         let mut fulls = Vec::with_capacity(batch);
         let mut want = 1;
         for j in 0..batch {

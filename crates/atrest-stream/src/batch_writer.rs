@@ -1,5 +1,6 @@
 //! The parallel engine behind [`crate::Encryptor`]: segments are queued in a batch of
-//! `2 × workers` slots, sealed in parallel, and written in order on the caller's thread.
+//! `Parallelism::batch_segments` slots, sealed in parallel, and written in order on the
+//! caller's thread.
 
 use std::io::Write;
 
@@ -55,7 +56,7 @@ impl BatchWriter {
     fn ensure_slots(&mut self, n: usize) {
         let want = n * self.stride;
         if self.slots.len() < want {
-            let max = self.par.batch_segments() * self.stride;
+            let max = self.par.batch_segments(self.stride - TAG_LEN) * self.stride;
             let grown = if n <= 1 { want } else { max.max(want) };
             let mut bigger = Zeroizing::new(vec![0u8; grown]);
             bigger[..self.slots.len()].copy_from_slice(&self.slots);
@@ -73,7 +74,7 @@ impl BatchWriter {
         mut data: &[u8],
     ) -> Result<usize, (usize, Error)> {
         let total = data.len();
-        let batch = self.par.batch_segments();
+        let batch = self.par.batch_segments(cipher.layout.max_segment_pt_len());
         while !data.is_empty() {
             let consumed = total - data.len();
             let slot = self.queued;
@@ -125,7 +126,7 @@ impl BatchWriter {
         poisoned: &mut bool,
         data: &[u8],
     ) -> Result<usize, Error> {
-        let batch = self.par.batch_segments();
+        let batch = self.par.batch_segments(cipher.layout.max_segment_pt_len());
         let mut plan = Vec::with_capacity(batch);
         let mut rest = data;
         while plan.len() < batch {

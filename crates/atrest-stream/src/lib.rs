@@ -42,14 +42,16 @@
 //! - **In memory** ([`Options::seal`], [`Options::open`]): each segment is sealed straight
 //!   from the input into its place in the output by one worker (read, sealed and written
 //!   while in that worker's cache). No memory beyond the output.
-//! - **Streams** ([`Encryptor`], [`Decryptor`]): up to `2 × workers` segments form a batch;
-//!   the batch is sealed or opened in parallel and written or released in stream order. An
+//! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
+//!   512 KiB of plaintext, form a batch; the batch is sealed or opened in parallel (the
+//!   calling thread takes segments too) and written or released in stream order. An
 //!   encryptor given a large slice seals full segments straight from it. A decryptor opens
 //!   straight into the caller's buffer when a whole batch fits there.
-//! - **Memory bound.** An encryptor holds at most `2 × workers` segments (plus tags); a
-//!   decryptor `2 × workers` segments of ciphertext, plus as much plaintext when reads are
-//!   smaller than a batch, whatever the stream length (for 64 KiB segments and 2 workers:
-//!   256 KiB, and 512 KiB; `tests/parallel_memory.rs` checks this on 256 MiB streams).
+//! - **Memory bound.** An encryptor holds at most one batch (plus tags); a decryptor one
+//!   batch of ciphertext, plus as much plaintext when reads are smaller than a batch,
+//!   whatever the stream length (for 64 KiB segments and 2 workers: 512 KiB, and 1 MiB;
+//!   `tests/parallel_memory.rs` checks this on 256 MiB streams). The 512 KiB floor is
+//!   there because each batch costs a cross-thread wake-up (docs/PERFORMANCE.md).
 //! - **Errors.** Results are taken in stream order: the first segment that fails decides
 //!   the error, exactly as sequentially. A decryptor releases the segments before it and
 //!   nothing from it on — plaintext of later segments that did authenticate is wiped, never

@@ -6,10 +6,10 @@
 //! segment in stream order decides the error, exactly as in a sequential pass.
 
 use std::num::NonZeroUsize;
-use std::sync::{Mutex, OnceLock};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 use atrest_crypto::TAG_LEN;
-use rayon::prelude::*;
 use zeroize::Zeroize;
 
 use crate::layout::{Geometry, SegmentCipher};
@@ -25,6 +25,16 @@ use crate::{Error, Options};
 /// start sequential and move to the pool once this many bytes have gone through them, so
 /// short streams never touch it.
 pub const PARALLEL_MIN_BYTES: u64 = 1 << 20;
+
+/// A streaming batch carries at least this much plaintext: 512 KiB (eight 64 KiB segments).
+///
+/// Every batch is a fork and a join: the pool's threads are woken to take segments and the
+/// caller waits for the last one. On this project's 2-vCPU VMs a wake-up costs tens of
+/// microseconds, as much as sealing a 64 KiB segment, so batches of two segments per worker
+/// scaled two workers to a median 1.2-1.3x of one; 512 KiB batches with the caller working
+/// too reached 1.55-1.76x (docs/PERFORMANCE.md, "Parallel batches"). The memory this costs
+/// is fixed, whatever the stream length.
+pub(crate) const BATCH_MIN_BYTES: usize = 512 << 10;
 
 /// An explicit worker count above this is clamped to it (each distinct count keeps a pool).
 const MAX_WORKERS: usize = 64;
@@ -55,10 +65,11 @@ impl Parallelism {
         self.workers <= 1
     }
 
-    /// Segments per batch in the streaming paths: two per worker, so that a worker that
-    /// finishes early can take a second segment while a slower one is still busy.
-    pub(crate) fn batch_segments(self) -> usize {
-        2 * self.workers.max(1)
+    /// Segments per batch in the streaming paths, for segments of `segment` plaintext bytes:
+    /// two per worker (so that a worker that finishes early can take a second segment while
+    /// a slower one is still busy), and at least [`BATCH_MIN_BYTES`] of plaintext.
+    pub(crate) fn batch_segments(self, segment: usize) -> usize {
+        (2 * self.workers.max(1)).max(BATCH_MIN_BYTES.div_ceil(segment.max(1)))
     }
 
     /// Whether an in-memory input of `len` bytes in `segments` segments is processed in
@@ -86,19 +97,19 @@ fn available_parallelism() -> usize {
     })
 }
 
-/// The persistent pool for `workers` threads: rayon's global pool when its size matches
-/// (the automatic case), else a pool of exactly `workers` threads built once and kept for the
-/// life of the process. Spawning threads per batch would cost more than sealing a 64 KiB
-/// segment.
+/// The persistent pool for `workers` helper threads (the caller is one more worker): rayon's
+/// global pool when its size is at least that (its extra threads stay idle), else a pool of
+/// exactly `workers` threads built once and kept for the life of the process. Spawning
+/// threads per batch would cost more than sealing a 64 KiB segment.
 fn pool(workers: usize) -> Option<&'static rayon::ThreadPool> {
     static POOLS: OnceLock<Mutex<Vec<(usize, &'static rayon::ThreadPool)>>> = OnceLock::new();
-    if workers == rayon::current_num_threads() {
+    if workers <= rayon::current_num_threads() {
         return None;
     }
     let mut pools = POOLS
         .get_or_init(|| Mutex::new(Vec::new()))
         .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+        .unwrap_or_else(PoisonError::into_inner);
     if let Some((_, pool)) = pools.iter().find(|(n, _)| *n == workers) {
         return Some(pool);
     }
@@ -117,6 +128,12 @@ fn pool(workers: usize) -> Option<&'static rayon::ThreadPool> {
 /// Runs `work` on every job, in parallel when `parallel`, and returns the first failure in
 /// job order (not the first to happen in time), so errors are those of a sequential pass.
 /// Sequentially, it stops at the first failure.
+///
+/// In parallel the calling thread is one of the workers: it takes jobs from a shared counter
+/// alongside `workers - 1` pool threads and, when the jobs run out, waits only for jobs
+/// already taken. A fork-join where the caller only waits (rayon's `install`) pays a
+/// cross-thread wake-up to start the batch and another to end it, and on a 2-vCPU VM those
+/// cost about as much as sealing a 64 KiB segment (docs/PERFORMANCE.md, "Parallel batches").
 pub(crate) fn run<J, F>(
     par: Parallelism,
     parallel: bool,
@@ -133,15 +150,48 @@ where
         }
         return Ok(());
     }
-    let go = || -> Vec<Result<(), Error>> { jobs.into_par_iter().map(&work).collect() };
-    let results = match pool(par.workers) {
-        Some(pool) => pool.install(go),
-        None => go(),
+    let helpers = par.workers.min(jobs.len()).saturating_sub(1);
+    let slots: Vec<Mutex<Option<J>>> = jobs.into_iter().map(|j| Mutex::new(Some(j))).collect();
+    let next = AtomicUsize::new(0);
+    let failures: Mutex<Vec<(usize, Error)>> = Mutex::new(Vec::new());
+    let drain = || {
+        loop {
+            let at = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slot) = slots.get(at) else {
+                break;
+            };
+            let job = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(Err(err)) = job.map(&work) {
+                failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push((at, err));
+            }
+        }
     };
-    match results.into_iter().enumerate().find(|(_, r)| r.is_err()) {
-        Some((at, Err(err))) => Err((at, err)),
-        _ => Ok(()),
+    match pool(helpers) {
+        Some(pool) => pool.in_place_scope(|scope| participate(scope, helpers, &drain)),
+        None => rayon::in_place_scope(|scope| participate(scope, helpers, &drain)),
     }
+    let failures = failures
+        .into_inner()
+        .unwrap_or_else(PoisonError::into_inner);
+    match failures.into_iter().min_by_key(|(at, _)| *at) {
+        Some(first) => Err(first),
+        None => Ok(()),
+    }
+}
+
+/// Starts `helpers` pool tasks running `drain`, then runs it on the calling thread too.
+fn participate<'scope, D: Fn() + Sync>(
+    scope: &rayon::Scope<'scope>,
+    helpers: usize,
+    drain: &'scope D,
+) {
+    for _ in 0..helpers {
+        scope.spawn(move |_| drain());
+    }
+    drain();
 }
 
 /// Parallel [`Options::seal`]: every segment is sealed straight from `plaintext` into its

@@ -1,5 +1,6 @@
-//! Memory stays bounded by about `workers × 2 × segment` in the parallel streaming paths,
-//! whatever the stream length: a 256 MiB stream with 64 KiB segments and 2 workers.
+//! Memory stays bounded by one batch (`2 × workers` segments, at least 512 KiB) in the
+//! parallel streaming paths, whatever the stream length: a 256 MiB stream with 64 KiB
+//! segments and 2 workers.
 //!
 //! The counting allocator is the `cap` crate (as in crates/atrest-fuzz/tests/alloc_cap.rs);
 //! its high-water mark cannot be reset, so everything runs in one test, in order.
@@ -116,7 +117,8 @@ fn parallel_streams_use_bounded_memory() {
     // (`cap`'s high-water mark is all-time: keep this small.)
     let warm = Options::native(4096).expect("valid").threads(WORKERS);
     drop(warm.seal(&key, b"", &[0u8; 3 * 4096]));
-    let batch = WORKERS * 2 * (SEGMENT + 16);
+    // Two segments per worker, and at least 512 KiB of plaintext (`BATCH_MIN_BYTES`).
+    let batch = (WORKERS * 2).max((512 << 10) / SEGMENT) * (SEGMENT + 16);
 
     let baseline = ALLOCATOR.allocated();
     let mut enc = options.encryptor(io::sink(), &key, b"").expect("encryptor");
