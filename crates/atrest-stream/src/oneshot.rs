@@ -1,7 +1,7 @@
 //! One-shot sealing and opening of in-memory data.
 
 use atrest_crypto::{Key256, TAG_LEN};
-use zeroize::Zeroize;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::layout::{Layout, SegmentCipher};
 use crate::parallel::{self, Parallelism};
@@ -25,6 +25,24 @@ pub fn seal(key: &Key256, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, Error
 /// is returned unless every segment authenticated.
 pub fn open(key: &Key256, aad: &[u8], ciphertext: &[u8]) -> Result<Vec<u8>, Error> {
     Options::default().open(key, aad, ciphertext)
+}
+
+/// Encrypts the plaintext in `buf` into a complete stream in the same allocation, with default
+/// [`Options`]. See [`Options::seal_in_place`].
+///
+/// # Errors
+/// As [`Options::seal_in_place`].
+pub fn seal_in_place(key: &Key256, aad: &[u8], buf: &mut Vec<u8>) -> Result<(), Error> {
+    Options::default().seal_in_place(key, aad, buf)
+}
+
+/// Decrypts the stream in `buf` into its plaintext in the same allocation, with default
+/// [`Options`]. See [`Options::open_in_place`].
+///
+/// # Errors
+/// As [`Options::open_in_place`].
+pub fn open_in_place(key: &Key256, aad: &[u8], buf: &mut Vec<u8>) -> Result<(), Error> {
+    Options::default().open_in_place(key, aad, buf)
 }
 
 impl Options {
@@ -109,5 +127,113 @@ impl Options {
             written += pt;
         }
         Ok(out)
+    }
+
+    /// Encrypts the plaintext in `buf` into a complete stream in these options' format, in
+    /// the same allocation: `buf` grows by the header and one tag per segment (reserve that
+    /// with [`Layout::ciphertext_len`] to avoid a reallocation) and holds the stream on
+    /// return. Same bytes as [`Options::seal`] with the same salt; no second buffer.
+    ///
+    /// Segments are moved to their place and sealed from the last to the first, each while it
+    /// is in cache. Always sequential (it is the path for a caller who already owns a mutable
+    /// buffer and wants no copy of it; [`Options::seal`] uses [`Options::threads`]).
+    ///
+    /// # Errors
+    /// [`Error::Crypto`] if the random source fails, [`crate::MisuseError::StreamTooLong`] if
+    /// the plaintext needs more segments than the counter allows; `buf` is untouched then. If
+    /// the provider fails midway (it has no reason to), `buf` is zeroized and emptied.
+    pub fn seal_in_place(&self, key: &Key256, aad: &[u8], buf: &mut Vec<u8>) -> Result<(), Error> {
+        let layout = Layout::generate(self)?;
+        let pt_len = buf.len();
+        let total = layout.ciphertext_len(pt_len as u64)?;
+        let total = usize::try_from(total).map_err(|_| crate::MisuseError::StreamTooLong)?;
+        let cipher = SegmentCipher::new(layout, self, key, aad)?;
+        let header_len = cipher.layout.header().len();
+        let segments = (total - header_len - pt_len) / TAG_LEN;
+        buf.resize(total, 0);
+        // Back to front: segment k moves forward by the header and k tags, so moving the
+        // later segments first never overwrites plaintext still to be moved.
+        let mut pt_end = pt_len;
+        let mut ct_end = total;
+        for index in (0..segments as u64).rev() {
+            let last = index + 1 == segments as u64;
+            let pt = if last {
+                pt_len - full_segments_len(&cipher, index)
+            } else {
+                cipher.layout.segment_pt_len(index)
+            };
+            let (pt_start, ct_start) = (pt_end - pt, ct_end - pt - TAG_LEN);
+            buf.copy_within(pt_start..pt_end, ct_start);
+            if let Err(err) = cipher.seal_in_place(index, last, &mut buf[ct_start..ct_end]) {
+                buf.zeroize();
+                buf.clear();
+                return Err(err);
+            }
+            pt_end = pt_start;
+            ct_end = ct_start;
+        }
+        debug_assert_eq!((pt_end, ct_end), (0, header_len));
+        buf[..header_len].copy_from_slice(cipher.layout.header());
+        Ok(())
+    }
+
+    /// Decrypts the complete stream in `buf` into its plaintext in the same allocation: on
+    /// success `buf` holds exactly the plaintext. Same checks and errors as [`Options::open`],
+    /// with one segment of scratch instead of a plaintext-sized second buffer: each segment
+    /// is opened into the scratch (nothing is written unless its tag verifies) and copied
+    /// to its place, which only ever overwrites ciphertext already opened.
+    ///
+    /// Always sequential.
+    ///
+    /// # Errors
+    /// As [`open`]. If the error is found before any segment is opened (bad header, a
+    /// length no stream has), `buf` is untouched; otherwise earlier segments' plaintext is
+    /// in it, so it is zeroized and emptied: keep a copy of the ciphertext if you may need
+    /// to retry with another key.
+    pub fn open_in_place(&self, key: &Key256, aad: &[u8], buf: &mut Vec<u8>) -> Result<(), Error> {
+        let layout = Layout::parse(buf, self)?;
+        let geometry = layout.geometry(buf.len() as u64)?;
+        if geometry.bad_tail() {
+            // Nothing opened yet: report exactly what `open` reports, leaving `buf` intact.
+            return match self.open(key, aad, buf) {
+                Err(err) => Err(err),
+                Ok(_) => Err(Error::Truncated),
+            };
+        }
+        let cipher = SegmentCipher::new(layout, self, key, aad)?;
+        let mut scratch = Zeroizing::new(vec![0u8; cipher.layout.max_segment_pt_len()]);
+        let mut written = 0;
+        for index in 0..geometry.segments {
+            let (start, ct_len) = cipher.layout.segment_span(&geometry, index);
+            let start = usize::try_from(start).map_err(|_| Error::Truncated)?;
+            let last = index + 1 == geometry.segments;
+            let pt = ct_len - TAG_LEN;
+            let opened = match buf.get(start..start + ct_len) {
+                Some(segment) => cipher.open_to(index, last, segment, &mut scratch[..pt]),
+                None => Err(Error::Truncated),
+            };
+            if let Err(err) = opened {
+                if index > 0 {
+                    buf.zeroize();
+                    buf.clear();
+                }
+                return Err(err);
+            }
+            // Plaintext of segments 0..=index ends before segment index + 1's ciphertext.
+            buf[written..written + pt].copy_from_slice(&scratch[..pt]);
+            written += pt;
+        }
+        buf.truncate(written);
+        Ok(())
+    }
+}
+
+/// Plaintext bytes in segments `0..index` (all full) of a stream.
+fn full_segments_len(cipher: &SegmentCipher, index: u64) -> usize {
+    if index == 0 {
+        0
+    } else {
+        cipher.layout.segment_pt_len(0)
+            + usize::try_from(index - 1).unwrap_or(usize::MAX) * cipher.layout.segment_pt_len(1)
     }
 }

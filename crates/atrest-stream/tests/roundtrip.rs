@@ -70,6 +70,16 @@ fn boundaries_every_path() {
                     let ok = Ok(plaintext.clone());
                     assert_all_ways(&options, &key(1), aad, &sealed, &ok, "seal");
                     assert_all_ways(&options, &key(1), aad, &written, &ok, "encryptor");
+
+                    // In place: the same bytes as `seal` for the same salt.
+                    let fixed = options.fixed_salt_for_testing([9; 32]);
+                    let mut in_place = plaintext.clone();
+                    fixed
+                        .seal_in_place(&key(1), aad, &mut in_place)
+                        .expect("seal in place");
+                    let copied = fixed.seal(&key(1), aad, &plaintext).expect("seal");
+                    assert_eq!(in_place, copied, "{options:?} len {len}");
+                    assert_all_ways(&options, &key(1), aad, &in_place, &ok, "seal_in_place");
                 }
             }
         }

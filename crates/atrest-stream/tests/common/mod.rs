@@ -63,6 +63,21 @@ pub(crate) fn decrypt_all_ways(
     let mut out = Vec::new();
     out.push(("open", options.open(key, aad, ct).map_err(|e| kind(&e))));
 
+    // In place: on error the buffer is either untouched or wiped, never part plaintext.
+    let mut buf = ct.to_vec();
+    let in_place = options.open_in_place(key, aad, &mut buf);
+    if in_place.is_err() {
+        assert!(
+            buf == ct || buf.is_empty(),
+            "open_in_place left {} bytes that are not the ciphertext after an error",
+            buf.len()
+        );
+    }
+    out.push((
+        "open_in_place",
+        in_place.map(|()| buf).map_err(|e| kind(&e)),
+    ));
+
     let big = options
         .decryptor(ct, key, aad)
         .map_err(|e| kind(&e))
