@@ -4,7 +4,8 @@
 //!
 //! Two tiers, as in `age`:
 //!
-//! - one-shot [`seal`] / [`open`] for data already in memory;
+//! - one-shot [`seal`] / [`open`] for data already in memory, and [`seal_in_place`] /
+//!   [`open_in_place`] when it is in a `Vec` you own (no second buffer, no copy);
 //! - streaming [`Encryptor`] (`Write`), [`Decryptor`] (`Read`) and [`SeekableDecryptor`]
 //!   (`Read + Seek`, plus [`SeekableDecryptor::read_at`] for concurrent positional reads);
 //! - with the `tokio` feature, their async twins in the `tokio` module.
@@ -35,9 +36,9 @@
 //! default, is automatic; `1` is the sequential code path, unchanged). Output is byte-for-byte
 //! the same for every setting, and so are errors.
 //!
-//! - **Pool.** Workers are a persistent rayon pool: the global one when the count matches it
-//!   (the automatic case), else one pool per distinct count, built once. Nothing is spawned
-//!   per batch. I/O always stays on the caller's thread, so readers and writers need not be
+//! - **Pool.** Workers are the calling thread plus a persistent rayon pool: the global one
+//!   when it is large enough (the automatic case), else one pool per distinct count, built
+//!   once. Nothing is spawned per batch. I/O always stays on the caller's thread, so readers and writers need not be
 //!   `Send`.
 //! - **In memory** ([`Options::seal`], [`Options::open`]): each segment is sealed straight
 //!   from the input into its place in the output by one worker (read, sealed and written
