@@ -5,7 +5,7 @@
 //! Two tiers, as in `age`:
 //!
 //! - one-shot [`seal`] / [`open`] for data already in memory, and [`seal_in_place`] /
-//!   [`open_in_place`] when it is in a `Vec` you own (no second buffer, no copy);
+//!   [`open_in_place`] when it is in a `Vec` you own (no second, plaintext-sized buffer);
 //! - streaming [`Encryptor`] (`Write`), [`Decryptor`] (`Read`) and [`SeekableDecryptor`]
 //!   (`Read + Seek`, plus [`SeekableDecryptor::read_at`] for concurrent positional reads);
 //! - with the `tokio` feature, their async twins in the `tokio` module.
