@@ -134,8 +134,8 @@ impl Options {
     /// with [`Layout::ciphertext_len`] to avoid a reallocation) and holds the stream on
     /// return. Same bytes as [`Options::seal`] with the same salt; no second buffer.
     ///
-    /// Segments are moved to their place and sealed from the last to the first, each while it
-    /// is in cache. Always sequential (it is the path for a caller who already owns a mutable
+    /// Segments are sealed from the last to the first, each into one segment of scratch and
+    /// from there to its place, while in cache. Always sequential (it is the path for a caller who already owns a mutable
     /// buffer and wants no copy of it; [`Options::seal`] uses [`Options::threads`]).
     ///
     /// # Errors
@@ -152,7 +152,11 @@ impl Options {
         let segments = (total - header_len - pt_len) / TAG_LEN;
         buf.resize(total, 0);
         // Back to front: segment k moves forward by the header and k tags, so moving the
-        // later segments first never overwrites plaintext still to be moved.
+        // later segments first never overwrites plaintext still to be moved. Each segment is
+        // sealed into a scratch segment and copied to its place: moving it within `buf` first
+        // (a memmove by 42 + 16k bytes) ran at a fraction of memcpy speed, its loads and
+        // stores less than 4 KiB apart.
+        let mut scratch = vec![0u8; cipher.layout.max_segment_pt_len() + TAG_LEN];
         let mut pt_end = pt_len;
         let mut ct_end = total;
         for index in (0..segments as u64).rev() {
@@ -163,12 +167,13 @@ impl Options {
                 cipher.layout.segment_pt_len(index)
             };
             let (pt_start, ct_start) = (pt_end - pt, ct_end - pt - TAG_LEN);
-            buf.copy_within(pt_start..pt_end, ct_start);
-            if let Err(err) = cipher.seal_in_place(index, last, &mut buf[ct_start..ct_end]) {
+            let sealed = &mut scratch[..pt + TAG_LEN];
+            if let Err(err) = cipher.seal_to(index, last, &buf[pt_start..pt_end], sealed) {
                 buf.zeroize();
                 buf.clear();
                 return Err(err);
             }
+            buf[ct_start..ct_end].copy_from_slice(sealed);
             pt_end = pt_start;
             ct_end = ct_start;
         }
