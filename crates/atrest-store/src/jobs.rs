@@ -19,7 +19,7 @@ use crate::detached::{self, DETACHED_HEADERS, STUB_LEN};
 use crate::error::Error;
 use crate::select::CONTEXT_LOCATION;
 use crate::shared::SharedKeyring;
-use crate::store::{EncryptedStore, read_sidecar};
+use crate::store::{EncryptedStore, read_sidecar, read_stub};
 
 /// Objects up to this stored size are read whole by the rewrap job; larger ones have their
 /// header read first, so an object already under the primary costs one small read.
@@ -466,11 +466,9 @@ impl<S: ObjectStore> EncryptedStore<S> {
         &self,
         location: &Path,
     ) -> Result<Option<[u8; atrest_envelope::BLOB_ID_LEN]>, Error> {
-        let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..STUB_LEN)));
-        match self.read_inner(location, options).await? {
-            Some((stub, _)) => Ok(detached::parse_stub(location, &stub).ok()),
-            None => Ok(None),
-        }
+        read_stub(self.inner(), location)
+            .await
+            .map_err(|e| Error::store(location, e))
     }
 
     /// Decrypts and authenticates every object under `prefix` completely (header, every

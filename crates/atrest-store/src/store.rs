@@ -722,20 +722,12 @@ pub(crate) async fn current_stub(
     inner: &dyn ObjectStore,
     location: &Path,
 ) -> Option<[u8; atrest_envelope::BLOB_ID_LEN]> {
-    let options = GetOptions::new().with_range(Some(GetRange::Bounded(0..STUB_LEN)));
-    let bytes = inner
-        .get_opts(location, options)
-        .await
-        .ok()?
-        .bytes()
-        .await
-        .ok()?;
-    detached::parse_stub(location, &bytes).ok()
+    read_stub(inner, location).await.ok().flatten()
 }
 
 /// The blob id in the stub of the object at `location`: `Ok(None)` if there is no object
 /// or it has no valid stub, `Err` if it cannot be read.
-async fn read_stub(
+pub(crate) async fn read_stub(
     inner: &dyn ObjectStore,
     location: &Path,
 ) -> object_store::Result<Option<[u8; atrest_envelope::BLOB_ID_LEN]>> {
