@@ -502,12 +502,20 @@ impl SegmentCipher {
     ) -> Result<(), Error> {
         let split = segment.len() - TAG_LEN;
         let (body, tag) = segment.split_at_mut(split);
-        let t = self
-            .key
-            .seal_in_place(&self.layout.nonce(index, last), &[], body)
-            .map_err(Error::Crypto)?;
-        tag.copy_from_slice(t.as_bytes());
+        tag.copy_from_slice(self.seal_detached(index, last, body)?.as_bytes());
         Ok(())
+    }
+
+    /// Seals the plaintext `body` of segment `index` in place and returns its tag.
+    pub(crate) fn seal_detached(
+        &self,
+        index: u64,
+        last: bool,
+        body: &mut [u8],
+    ) -> Result<Tag, Error> {
+        self.key
+            .seal_in_place(&self.layout.nonce(index, last), &[], body)
+            .map_err(Error::Crypto)
     }
 
     /// Opens segment `index` into `out` (`segment.len() - 16` bytes). Nothing is written to
