@@ -107,6 +107,32 @@ fn raw_seal_in_place(key: &dyn AeadKey, seg: usize, buf: &mut [u8], tags: &mut [
     }
 }
 
+/// [`raw_seal_in_place`] on two threads: the caller seals the first half of the segments and
+/// a scoped thread the second half (spawning it costs tens of microseconds of ~10 ms). The
+/// ceiling for two workers: how far two cores scale the bare AEAD over this buffer when
+/// memory bandwidth is shared.
+fn raw_seal_in_place_2_threads(key: &dyn AeadKey, buf: &mut [u8], tags: &mut [Tag]) {
+    let count = buf.len().div_ceil(PEER_SEGMENT);
+    let half = count / 2;
+    let (front, back) = buf.split_at_mut(half * PEER_SEGMENT);
+    let (front_tags, back_tags) = tags.split_at_mut(half);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for (j, (chunk, tag)) in back.chunks_mut(PEER_SEGMENT).zip(back_tags).enumerate() {
+                let index = half + j;
+                *tag = key
+                    .seal_in_place(&nonce(index, index + 1 == count), AAD, chunk)
+                    .expect("a segment is far below the AES-GCM length limit");
+            }
+        });
+        for (index, (chunk, tag)) in front.chunks_mut(PEER_SEGMENT).zip(front_tags).enumerate() {
+            *tag = key
+                .seal_in_place(&nonce(index, false), AAD, chunk)
+                .expect("a segment is far below the AES-GCM length limit");
+        }
+    });
+}
+
 /// Refills `buf` with `input`, then writes all of `evict` so `buf` is out of the caches.
 fn refill_cold(buf: &mut Vec<u8>, input: &[u8], evict: &mut [u8], round: u64) {
     buf.clear();
@@ -370,6 +396,8 @@ const PEER_SEGMENT: usize = 64 << 10;
 /// output copy the others skip):
 /// - `raw_rustcrypto_in_place`, `raw_ring_in_place`: each provider's AES-256-GCM sealing the
 ///   same 64 KiB segments in place, with STREAM's nonces (the ceilings);
+/// - `raw_<provider>_in_place_2_threads`: the same split over two threads, half the segments
+///   each: the two-core ceiling, which memory bandwidth keeps below 2x for the fast AEADs;
 /// - `raw_<provider>_in_place_cold` and `atrest_<provider>_in_place_cold`: the raw AEAD and
 ///   `Options::seal_in_place` (one thread) on the same 64 MiB buffer, refilled and evicted
 ///   from the caches before each timed run: the like-for-like pair for a caller who owns a
@@ -403,6 +431,9 @@ fn peers(c: &mut Criterion) {
         let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); PEER_INPUT_LEN.div_ceil(PEER_SEGMENT)];
         group.bench_function(format!("raw_{name}_in_place"), |b| {
             b.iter(|| raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, &mut buf, &mut tags));
+        });
+        group.bench_function(format!("raw_{name}_in_place_2_threads"), |b| {
+            b.iter(|| raw_seal_in_place_2_threads(aead.as_ref(), &mut buf, &mut tags));
         });
     }
     // In place from a cold start, for both: the buffer is refilled with plaintext and then

@@ -18,7 +18,7 @@ done
 [ ${#bins[@]} -gt 0 ] || { echo "usage: $0 BENCH_BINARY... [ROUNDS]" >&2; exit 2; }
 for round in $(seq 1 "$rounds"); do
   for bin in "${bins[@]}"; do
-    "$bin" --bench 'peers/atrest_' 2>&1 | awk -v v="$(basename "$bin")" -v r="$round" '
+    "$bin" --bench 'peers/atrest_(rustcrypto|ring)(_2_threads)?$' 2>&1 | awk -v v="$(basename "$bin")" -v r="$round" '
       /^[a-z_]+\/[^ ]+/ { name = $1 }
       /thrpt:/ { if (name != "") { g = $4; if ($5 == "MiB/s") g /= 1024; val[name] = g; name = "" } }
       END {
