@@ -401,7 +401,8 @@ const PEER_SEGMENT: usize = 64 << 10;
 /// - `raw_<provider>_in_place_cold` and `atrest_<provider>_in_place_cold`: the raw AEAD and
 ///   `Options::seal_in_place` (one thread) on the same 64 MiB buffer, refilled and evicted
 ///   from the caches before each timed run: the like-for-like pair for a caller who owns a
-///   mutable buffer (ring only seals in place, so the `Encryptor` rows pay it a copy);
+///   mutable buffer (ring only seals in place, so the `Encryptor` rows pay it a copy); and
+///   the same pair on two threads (`..._cold_2_threads`);
 /// - `atrest_rustcrypto`, `atrest_ring`: `Encryptor` with each provider, one thread
 ///   (`Options::threads(1)`), and `..._2_threads` with two workers;
 /// - `age_x25519`: the `age` crate (ChaCha20-Poly1305 STREAM, 64 KiB chunks) to one X25519
@@ -445,33 +446,39 @@ fn peers(c: &mut Criterion) {
     for (name, provider) in providers {
         let aead = provider.aes256_gcm.key(&key);
         let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); PEER_INPUT_LEN.div_ceil(PEER_SEGMENT)];
-        group.bench_function(format!("raw_{name}_in_place_cold"), |b| {
-            b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                for round in 0..iters {
-                    refill_cold(&mut buf, &input, &mut evict, round);
-                    let start = Instant::now();
-                    raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, &mut buf, &mut tags);
-                    elapsed += start.elapsed();
-                }
-                elapsed
+        for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
+            group.bench_function(format!("raw_{name}_in_place_cold{suffix}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    for round in 0..iters {
+                        refill_cold(&mut buf, &input, &mut evict, round);
+                        let start = Instant::now();
+                        if threads == 1 {
+                            raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, &mut buf, &mut tags);
+                        } else {
+                            raw_seal_in_place_2_threads(aead.as_ref(), &mut buf, &mut tags);
+                        }
+                        elapsed += start.elapsed();
+                    }
+                    elapsed
+                });
             });
-        });
-        let options = Options::default().provider(provider).threads(1);
-        group.bench_function(format!("atrest_{name}_in_place_cold"), |b| {
-            b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                for round in 0..iters {
-                    refill_cold(&mut buf, &input, &mut evict, round);
-                    let start = Instant::now();
-                    options
-                        .seal_in_place(&key, AAD, black_box(&mut buf))
-                        .expect("64 MiB is far below the stream limit");
-                    elapsed += start.elapsed();
-                }
-                elapsed
+            let options = Options::default().provider(provider).threads(threads);
+            group.bench_function(format!("atrest_{name}_in_place_cold{suffix}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    for round in 0..iters {
+                        refill_cold(&mut buf, &input, &mut evict, round);
+                        let start = Instant::now();
+                        options
+                            .seal_in_place(&key, AAD, black_box(&mut buf))
+                            .expect("64 MiB is far below the stream limit");
+                        elapsed += start.elapsed();
+                    }
+                    elapsed
+                });
             });
-        });
+        }
     }
     drop((buf, evict));
 

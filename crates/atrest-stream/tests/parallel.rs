@@ -79,6 +79,10 @@ fn every_thread_count_writes_the_sequential_bytes() {
                         expected,
                         "seal {what}"
                     );
+                    let mut in_place = plaintext.clone();
+                    par.seal_in_place(&key(3), b"par", &mut in_place)
+                        .expect("seal in place");
+                    assert_eq!(in_place, expected, "seal_in_place {what}");
                     // One big write (sealed straight from the caller's slice), and small
                     // writes (copied into the batch).
                     assert_eq!(encrypt_stream(&par, &plaintext, len), expected, "{what}");
@@ -93,6 +97,46 @@ fn every_thread_count_writes_the_sequential_bytes() {
                             decrypt_stream(&par, &expected, chunk),
                             Ok(plaintext.clone()),
                             "decryptor, {chunk}-byte reads, {what}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `seal_in_place` seals a batch of segments (in parallel), then moves the batch into
+/// place back to front; lengths around one, two and three batches (at least 512 KiB of
+/// segments, or 64 KiB sequentially) must give the bytes of `seal`.
+#[test]
+fn seal_in_place_across_batches_writes_the_sequential_bytes() {
+    for provider in PROVIDERS {
+        for options in small_segment_options(provider) {
+            let options = options.fixed_salt_for_testing(SALT);
+            let (first, rest) = segment_sizes(&options);
+            let mut segments = Vec::new();
+            for batch in [
+                (64usize << 10).div_ceil(rest),
+                (512usize << 10).div_ceil(rest),
+            ] {
+                segments.extend([batch - 1, batch, batch + 1, 2 * batch, 3 * batch + 1]);
+            }
+            for k in segments {
+                // k full segments, then a partial one or none.
+                for len in [first + (k - 1) * rest, first + (k - 1) * rest + 1] {
+                    let plaintext = pattern(len);
+                    let expected = options.threads(1).seal(&key(4), b"batch", &plaintext);
+                    let expected = expected.expect("seal");
+                    for threads in [1, 2, 3] {
+                        let mut in_place = plaintext.clone();
+                        options
+                            .threads(threads)
+                            .seal_in_place(&key(4), b"batch", &mut in_place)
+                            .expect("seal in place");
+                        assert!(
+                            in_place == expected,
+                            "{:?} threads {threads} len {len}: seal_in_place differs from seal",
+                            options.format()
                         );
                     }
                 }
