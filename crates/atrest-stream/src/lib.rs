@@ -36,10 +36,10 @@
 //! default, is automatic; `1` is the sequential code path, unchanged). Output is byte-for-byte
 //! the same for every setting, and so are errors.
 //!
-//! - **Pool.** Workers are the calling thread plus a persistent rayon pool: the global one
-//!   when it is large enough (the automatic case), else one pool per distinct count, built
-//!   once. Nothing is spawned per batch. I/O always stays on the caller's thread, so readers and writers need not be
-//!   `Send`.
+//! - **Pool.** Workers are the calling thread plus a persistent rayon pool of `workers - 1`
+//!   threads (one pool per distinct count, built on first use; never rayon's global pool,
+//!   whose idle threads would compete for the cores). Nothing is spawned per batch. I/O
+//!   always stays on the caller's thread, so readers and writers need not be `Send`.
 //! - **In memory** ([`Options::seal`], [`Options::open`]): each segment is sealed straight
 //!   from the input into its place in the output by one worker (read, sealed and written
 //!   while in that worker's cache). No memory beyond the output.

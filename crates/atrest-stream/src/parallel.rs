@@ -97,13 +97,18 @@ fn available_parallelism() -> usize {
     })
 }
 
-/// The persistent pool for `workers` helper threads (the caller is one more worker): rayon's
-/// global pool when its size is at least that (its extra threads stay idle), else a pool of
-/// exactly `workers` threads built once and kept for the life of the process. Spawning
-/// threads per batch would cost more than sealing a 64 KiB segment.
+/// The persistent pool for `workers` helper threads (the caller is one more worker): exactly
+/// `workers` threads, built once per distinct count and kept for the life of the process.
+/// Spawning threads per batch would cost more than sealing a 64 KiB segment.
+///
+/// Not rayon's global pool, even when it is large enough: its threads beyond the helpers
+/// would wake with every batch and spin in `sched_yield` looking for work, competing with
+/// the caller and the helpers for the cores. On two cores (the caller, one helper, and the
+/// global pool's idle second thread) `perf` put 10 % of ring's two-thread encryptor in the
+/// scheduler that way, 7 % with a pool of one (docs/PERFORMANCE.md, "Sixth run").
 fn pool(workers: usize) -> Option<&'static rayon::ThreadPool> {
     static POOLS: OnceLock<Mutex<Vec<(usize, &'static rayon::ThreadPool)>>> = OnceLock::new();
-    if workers <= rayon::current_num_threads() {
+    if workers == 0 {
         return None;
     }
     let mut pools = POOLS
@@ -169,9 +174,15 @@ where
             }
         }
     };
-    match pool(helpers) {
-        Some(pool) => pool.in_place_scope(|scope| participate(scope, helpers, &drain)),
-        None => rayon::in_place_scope(|scope| participate(scope, helpers, &drain)),
+    // The pool is sized by the configured count, not by this batch's, so a short final
+    // batch does not build a pool of its own.
+    if helpers == 0 {
+        drain();
+    } else if let Some(pool) = pool(par.workers.saturating_sub(1)) {
+        pool.in_place_scope(|scope| participate(scope, helpers, &drain));
+    } else {
+        // Building the pool failed (the OS refused a thread): borrow rayon's global one.
+        rayon::in_place_scope(|scope| participate(scope, helpers, &drain));
     }
     let failures = failures
         .into_inner()
