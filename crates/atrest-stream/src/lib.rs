@@ -42,7 +42,10 @@
 //!   always stays on the caller's thread, so readers and writers need not be `Send`.
 //! - **In memory** ([`Options::seal`], [`Options::open`]): each segment is sealed straight
 //!   from the input into its place in the output by one worker (read, sealed and written
-//!   while in that worker's cache). No memory beyond the output.
+//!   while in that worker's cache). No memory beyond the output. [`Options::seal_in_place`]
+//!   seals a batch of segments where they lie, in parallel, then moves them to their places
+//!   on the calling thread while they are in cache ([`Options::open_in_place`] is
+//!   sequential).
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
 //!   512 KiB of plaintext, form a batch; the batch is sealed or opened in parallel (the
 //!   calling thread takes segments too) and written or released in stream order. An
