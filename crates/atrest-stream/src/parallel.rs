@@ -149,9 +149,45 @@ where
     J: Send,
     F: Fn(J) -> Result<(), Error> + Sync,
 {
+    match run_alongside(par, parallel, jobs, work, || Ok(())) {
+        Ok(()) => Ok(()),
+        Err(Failure::Job(at, err)) => Err((at, err)),
+        // `first` above cannot fail.
+        Err(Failure::First(err)) => Err((0, err)),
+    }
+}
+
+/// What failed in [`run_alongside`].
+#[derive(Debug)]
+pub(crate) enum Failure {
+    /// `first` failed; the jobs were abandoned (those already taken ran to completion).
+    First(Error),
+    /// Job `.0` failed (the first failing one in job order); `first` succeeded.
+    Job(usize, Error),
+}
+
+/// [`run`], with `first` run on the calling thread before it takes any job: in parallel the
+/// helpers start on the jobs while the caller does `first` (the encryptor writes the
+/// previous batch while the next one is sealed). `first` need not be `Send`.
+///
+/// If `first` fails, no further job is started; jobs already taken finish, and the error is
+/// [`Failure::First`]. Sequentially, `first` runs and then the jobs, as in [`run`].
+pub(crate) fn run_alongside<J, F, P>(
+    par: Parallelism,
+    parallel: bool,
+    jobs: Vec<J>,
+    work: F,
+    first: P,
+) -> Result<(), Failure>
+where
+    J: Send,
+    F: Fn(J) -> Result<(), Error> + Sync,
+    P: FnOnce() -> Result<(), Error>,
+{
     if !parallel {
+        first().map_err(Failure::First)?;
         for (at, job) in jobs.into_iter().enumerate() {
-            work(job).map_err(|err| (at, err))?;
+            work(job).map_err(|err| Failure::Job(at, err))?;
         }
         return Ok(());
     }
@@ -176,33 +212,50 @@ where
     };
     // The pool is sized by the configured count, not by this batch's, so a short final
     // batch does not build a pool of its own.
-    if helpers == 0 {
-        drain();
+    let count = slots.len();
+    // The caller's part: `first`, then jobs; on a failed `first`, make every job taken.
+    let caller = || {
+        let result = first();
+        if result.is_err() {
+            next.fetch_add(count, Ordering::Relaxed);
+        } else {
+            drain();
+        }
+        result
+    };
+    let first_result = if helpers == 0 {
+        caller()
     } else if let Some(pool) = pool(par.workers.saturating_sub(1)) {
-        pool.in_place_scope(|scope| participate(scope, helpers, &drain));
+        pool.in_place_scope(|scope| participate(scope, helpers, &drain, caller))
     } else {
         // Building the pool failed (the OS refused a thread): borrow rayon's global one.
-        rayon::in_place_scope(|scope| participate(scope, helpers, &drain));
-    }
+        rayon::in_place_scope(|scope| participate(scope, helpers, &drain, caller))
+    };
+    first_result.map_err(Failure::First)?;
     let failures = failures
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
     match failures.into_iter().min_by_key(|(at, _)| *at) {
-        Some(first) => Err(first),
+        Some((at, err)) => Err(Failure::Job(at, err)),
         None => Ok(()),
     }
 }
 
-/// Starts `helpers` pool tasks running `drain`, then runs it on the calling thread too.
-fn participate<'scope, D: Fn() + Sync>(
+/// Starts `helpers` pool tasks running `drain`, then runs `caller` on the calling thread.
+fn participate<'scope, D, C>(
     scope: &rayon::Scope<'scope>,
     helpers: usize,
     drain: &'scope D,
-) {
+    caller: C,
+) -> Result<(), Error>
+where
+    D: Fn() + Sync,
+    C: FnOnce() -> Result<(), Error>,
+{
     for _ in 0..helpers {
         scope.spawn(move |_| drain());
     }
-    drain();
+    caller()
 }
 
 /// Parallel [`Options::seal`]: every segment is sealed straight from `plaintext` into its

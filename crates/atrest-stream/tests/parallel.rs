@@ -303,6 +303,148 @@ fn nothing_is_released_past_the_first_failing_segment() {
     }
 }
 
+/// A writer that takes at most 1000 bytes per call, to split batch writes.
+struct Dribble(Vec<u8>);
+
+impl Write for Dribble {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        let n = data.len().min(1000);
+        self.0.extend_from_slice(&data[..n]);
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One `write_all` of several batches: the encryptor seals batch k + 1 while it writes batch
+/// k (two buffers). Same bytes as sequentially, for lengths around batch boundaries (a batch
+/// is at least 512 KiB of segments), into a writer that takes short writes.
+#[test]
+fn one_large_write_across_batches_writes_the_sequential_bytes() {
+    for provider in PROVIDERS {
+        for options in [
+            Options::native(4096).expect("valid").provider(provider),
+            Options::tink(1000).expect("valid").provider(provider),
+        ] {
+            let options = options.fixed_salt_for_testing(SALT);
+            let (first, rest) = segment_sizes(&options);
+            let batch = (512usize << 10).div_ceil(rest);
+            for k in [batch + 1, 2 * batch, 2 * batch + 1, 3 * batch + 2] {
+                let len = first + (k - 1) * rest;
+                let plaintext = pattern(len);
+                let expected = options.threads(1).seal(&key(5), b"big", &plaintext);
+                let expected = expected.expect("seal");
+                for threads in [2, 3] {
+                    let mut enc = options
+                        .threads(threads)
+                        .encryptor(Dribble(Vec::new()), &key(5), b"big")
+                        .expect("header");
+                    enc.write_all(&plaintext).expect("write");
+                    let Dribble(got) = enc.finish().expect("finish");
+                    assert!(
+                        got == expected,
+                        "{:?} threads {threads}, {k} segments: differs from seal",
+                        options.format()
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Large and small writes mixed: the encryptor's two buffers change roles between the
+/// direct path and the queued one, and queued plaintext must survive it.
+#[test]
+fn mixed_large_and_small_writes_write_the_sequential_bytes() {
+    let options = Options::native(4096)
+        .expect("valid")
+        .fixed_salt_for_testing(SALT);
+    let half = 64 * 4096; // half a batch of 4 KiB segments
+    let patterns: [&[usize]; 4] = [
+        &[
+            1000,
+            3 * half + 7,
+            5000,
+            5 * half,
+            100,
+            2 * half - 1,
+            3 * half,
+        ],
+        &[7 * half + 1, 4096, 4096 * 70, 3 * half, 1, 4095, 4096 * 130],
+        &[
+            half * 2 + 4096,
+            9000,
+            9000,
+            9000,
+            half * 3,
+            4096 * 127,
+            4096 * 129,
+        ],
+        &[4096 * 200, half * 3 + 1, 4096 * 100, 13, half * 2],
+    ];
+    for chunks in patterns {
+        let len: usize = chunks.iter().sum();
+        let plaintext = pattern(len);
+        let expected = options.threads(1).seal(&key(7), b"mix", &plaintext);
+        let expected = expected.expect("seal");
+        for threads in [2, 3] {
+            let mut enc = options
+                .threads(threads)
+                .encryptor(Vec::new(), &key(7), b"mix")
+                .expect("header");
+            let mut at = 0;
+            for &chunk in chunks {
+                enc.write_all(&plaintext[at..at + chunk]).expect("write");
+                at += chunk;
+            }
+            let got = enc.finish().expect("finish");
+            assert!(
+                got == expected,
+                "{chunks:?}, {threads} threads: differs from seal"
+            );
+        }
+    }
+}
+
+/// A writer failing in the middle of a multi-batch write: the error surfaces, what was
+/// written is a prefix of the sequential stream, and the encryptor is poisoned.
+#[test]
+fn a_writer_failing_mid_pipeline_poisons_the_encryptor() {
+    let options = Options::native(4096)
+        .expect("valid")
+        .fixed_salt_for_testing(SALT);
+    let plaintext = pattern(3 << 20);
+    let expected = options.threads(1).seal(&key(6), b"big", &plaintext);
+    let expected = expected.expect("seal");
+    for limit in [100, 600_000, 1_500_000, 2_900_000] {
+        let sink = FailAfter {
+            written: Vec::new(),
+            limit,
+        };
+        let mut enc = options
+            .threads(2)
+            .encryptor(sink, &key(6), b"big")
+            .expect("header");
+        let err = enc.write_all(&plaintext).expect_err("disk full");
+        assert_eq!(err.to_string(), "disk full", "limit {limit}");
+        assert!(matches!(
+            enc.finish(),
+            Err(Error::Misuse(atrest_stream::MisuseError::Poisoned))
+        ));
+    }
+    // What reached the writer is the sequential stream's prefix.
+    let mut seen = Vec::new();
+    let mut enc = options
+        .threads(2)
+        .encryptor(&mut seen, &key(6), b"big")
+        .expect("header");
+    enc.write_all(&plaintext[..(2 << 20) + 5]).expect("write");
+    drop(enc);
+    assert!(!seen.is_empty() && expected.starts_with(&seen), "prefix");
+}
+
 /// A writer that fails after `limit` bytes, to check poisoning in parallel mode.
 struct FailAfter {
     written: Vec<u8>,

@@ -1,6 +1,7 @@
 //! Memory stays bounded by one batch (`2 × workers` segments, at least 512 KiB) in the
 //! parallel streaming paths, whatever the stream length: a 256 MiB stream with 64 KiB
-//! segments and 2 workers.
+//! segments and 2 workers, written in small writes, and a 64 MiB one written at once (two
+//! half batches, one written while the other is sealed).
 //!
 //! The counting allocator is the `cap` crate (as in crates/atrest-fuzz/tests/alloc_cap.rs);
 //! its high-water mark cannot be reset, so everything runs in one test, in order.
@@ -152,4 +153,18 @@ fn parallel_streams_use_bounded_memory() {
     // plus the generating encryptor's segment and its pipe.
     println!("Decryptor, 2 workers, 256 MiB: peak {peak} bytes (one batch is {batch})");
     assert!(peak <= 2 * batch + 4 * SEGMENT, "decryptor peak {peak}");
+
+    // One large write: sealed straight from the slice in half batches, one written while
+    // the next is sealed. The input itself is allocated before the baseline.
+    let input: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
+    let baseline = ALLOCATOR.allocated();
+    let mut enc = options.encryptor(io::sink(), &key, b"").expect("encryptor");
+    enc.write_all(&input).expect("write");
+    enc.finish().expect("finish");
+    let peak = ALLOCATOR.max_allocated().saturating_sub(baseline);
+    println!("Encryptor, 2 workers, one 64 MiB write: peak {peak} bytes (one batch is {batch})");
+    assert!(
+        peak <= batch + 2 * SEGMENT,
+        "encryptor (large write) peak {peak}"
+    );
 }
