@@ -404,7 +404,9 @@ const PEER_SEGMENT: usize = 64 << 10;
 ///   mutable buffer (ring only seals in place, so the `Encryptor` rows pay it a copy); and
 ///   the same pair on two threads (`..._cold_2_threads`);
 /// - `atrest_rustcrypto`, `atrest_ring`: `Encryptor` with each provider, one thread
-///   (`Options::threads(1)`), and `..._2_threads` with two workers;
+///   (`Options::threads(1)`), and `..._2_threads` with two workers; `..._into_vec...` the
+///   same into a reused `Vec` instead of the sink (the writer's copy is then on the
+///   calling thread, between batches);
 /// - `age_x25519`: the `age` crate (ChaCha20-Poly1305 STREAM, 64 KiB chunks) to one X25519
 ///   recipient; the header's one X25519 operation is negligible at 64 MiB;
 /// - `tink_rust_aes256_gcm_hkdf_1mb`: tink-rust's streaming AEAD with Tink's
@@ -496,6 +498,24 @@ fn peers(c: &mut Criterion) {
             });
         }
     }
+
+    // The same into a `Vec` (reused, with capacity for the stream): what the parallel path
+    // costs when the writer does real work, here a copy of every sealed batch.
+    let mut out: Vec<u8> = Vec::with_capacity(PEER_INPUT_LEN + (1 << 20));
+    for (name, provider) in providers {
+        for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
+            let options = Options::default().provider(provider).threads(threads);
+            group.bench_function(format!("atrest_{name}_into_vec{suffix}"), |b| {
+                b.iter(|| {
+                    out.clear();
+                    let mut enc = options.encryptor(&mut out, &key, AAD).expect("encryptor");
+                    enc.write_all(black_box(&input)).expect("a Vec never fails");
+                    enc.finish().expect("finish");
+                });
+            });
+        }
+    }
+    drop(out);
 
     let recipient = age::x25519::Identity::generate().to_public();
     group.bench_function("age_x25519", |b| {
