@@ -195,9 +195,12 @@ impl BatchWriter {
                 bytes as u64,
             );
             let slots = &self.slots;
-            let write_pending = || match pending.is_empty() {
-                true => Ok(()),
-                false => write_slots(slots, stride, inner, poisoned, &pending),
+            let write_pending = || {
+                if pending.is_empty() {
+                    Ok(())
+                } else {
+                    write_slots(slots, stride, inner, poisoned, &pending)
+                }
             };
             let result = parallel::run_alongside(
                 self.par,

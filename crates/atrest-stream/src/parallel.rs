@@ -210,8 +210,6 @@ where
             }
         }
     };
-    // The pool is sized by the configured count, not by this batch's, so a short final
-    // batch does not build a pool of its own.
     let count = slots.len();
     // The caller's part: `first`, then jobs; on a failed `first`, make every job taken.
     let caller = || {
@@ -223,6 +221,8 @@ where
         }
         result
     };
+    // The pool is sized by the configured count, not by this batch's, so a short final
+    // batch does not build a pool of its own.
     let first_result = if helpers == 0 {
         caller()
     } else if let Some(pool) = pool(par.workers.saturating_sub(1)) {
