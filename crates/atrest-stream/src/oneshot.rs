@@ -224,7 +224,10 @@ impl Options {
     /// is opened into the scratch (nothing is written unless its tag verifies) and copied
     /// to its place, which only ever overwrites ciphertext already opened.
     ///
-    /// Always sequential.
+    /// With [`Options::threads`] (automatic by default, from 1 MiB) a batch of segments is
+    /// opened in parallel into a batch of scratch (512 KiB for 64 KiB segments and two
+    /// workers) and copied down in order; errors and the state of `buf` after an error are
+    /// the same at every thread count.
     ///
     /// # Errors
     /// As [`open`]. If the error is found before any segment is opened (bad header, a
@@ -242,27 +245,52 @@ impl Options {
             };
         }
         let cipher = SegmentCipher::new(layout, self, key, aad)?;
-        let mut scratch = Zeroizing::new(vec![0u8; cipher.layout.max_segment_pt_len()]);
+        // Batches of segments are opened (by the workers, in parallel) into scratch, then
+        // copied down to their places in order by this thread. A batch's plaintext ends
+        // before the next batch's ciphertext starts, so nothing unopened is overwritten.
+        let par = Parallelism::of(self);
+        let parallel = par.for_input(buf.len() as u64, geometry.segments);
+        let max_pt = cipher.layout.max_segment_pt_len();
+        let batch = if parallel {
+            par.batch_segments(max_pt)
+        } else {
+            1
+        };
+        let mut scratch = Zeroizing::new(vec![0u8; batch * max_pt]);
         let mut written = 0;
-        for index in 0..geometry.segments {
-            let (start, ct_len) = cipher.layout.segment_span(&geometry, index);
-            let start = usize::try_from(start).map_err(|_| Error::Truncated)?;
-            let last = index + 1 == geometry.segments;
-            let pt = ct_len - TAG_LEN;
-            let opened = match buf.get(start..start + ct_len) {
-                Some(segment) => cipher.open_to(index, last, segment, &mut scratch[..pt]),
-                None => Err(Error::Truncated),
-            };
-            if let Err(err) = opened {
-                if index > 0 {
+        let mut lo = 0u64;
+        while lo < geometry.segments {
+            let hi = lo.saturating_add(batch as u64).min(geometry.segments);
+            let mut jobs = Vec::with_capacity(batch);
+            for (index, into) in (lo..hi).zip(scratch.chunks_mut(max_pt)) {
+                let (start, ct_len) = cipher.layout.segment_span(&geometry, index);
+                let segment = usize::try_from(start)
+                    .ok()
+                    .and_then(|start| buf.get(start..start.checked_add(ct_len)?));
+                jobs.push((index, segment, &mut into[..ct_len - TAG_LEN]));
+            }
+            let opened = parallel::run(par, parallel, jobs, |(index, segment, into)| {
+                let last = index + 1 == geometry.segments;
+                match segment {
+                    Some(segment) => cipher.open_to(index, last, segment, into),
+                    None => Err(Error::Truncated),
+                }
+            });
+            if let Err((at, err)) = opened {
+                // As sequentially: untouched if the first segment fails, else wiped (even
+                // if this batch's earlier segments were only opened into the scratch).
+                if lo + at as u64 > 0 {
                     buf.zeroize();
                     buf.clear();
                 }
                 return Err(err);
             }
-            // Plaintext of segments 0..=index ends before segment index + 1's ciphertext.
-            buf[written..written + pt].copy_from_slice(&scratch[..pt]);
-            written += pt;
+            for (index, from) in (lo..hi).zip(scratch.chunks(max_pt)) {
+                let pt = cipher.layout.segment_span(&geometry, index).1 - TAG_LEN;
+                buf[written..written + pt].copy_from_slice(&from[..pt]);
+                written += pt;
+            }
+            lo = hi;
         }
         buf.truncate(written);
         Ok(())

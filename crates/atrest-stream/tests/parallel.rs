@@ -107,7 +107,9 @@ fn every_thread_count_writes_the_sequential_bytes() {
 
 /// `seal_in_place` seals a batch of segments (in parallel), then moves the batch into
 /// place back to front; lengths around one, two and three batches (at least 512 KiB of
-/// segments, or 64 KiB sequentially) must give the bytes of `seal`.
+/// segments, or 64 KiB sequentially) must give the bytes of `seal`. `open_in_place` opens
+/// batches into scratch and copies them down: it must give back the plaintext, and the
+/// sequential error for a damaged stream, with nothing left in the buffer.
 #[test]
 fn seal_in_place_across_batches_writes_the_sequential_bytes() {
     for provider in PROVIDERS {
@@ -138,6 +140,29 @@ fn seal_in_place_across_batches_writes_the_sequential_bytes() {
                             "{:?} threads {threads} len {len}: seal_in_place differs from seal",
                             options.format()
                         );
+                        let par = options.threads(threads);
+                        par.open_in_place(&key(4), b"batch", &mut in_place)
+                            .expect("open in place");
+                        assert!(in_place == plaintext, "open_in_place, {threads} threads");
+                        // A flipped bit in the middle of the last batch, and in the last
+                        // segment: the sequential error, and nothing left behind.
+                        for segment in [k * 2 / 3, k - 1] {
+                            let mut bad = expected.clone();
+                            let at = options.header_len() + segment * (rest + 16) + 5;
+                            let at = at.min(bad.len() - 1);
+                            bad[at] ^= 1;
+                            let reference = options.threads(1).open(&key(4), b"batch", &bad);
+                            let reference = reference.expect_err("tampered");
+                            let err = par
+                                .open_in_place(&key(4), b"batch", &mut bad)
+                                .expect_err("tampered");
+                            assert_eq!(
+                                format!("{err:?}"),
+                                format!("{reference:?}"),
+                                "open_in_place, {threads} threads, bit in segment {segment}"
+                            );
+                            assert!(bad.is_empty(), "open_in_place left plaintext behind");
+                        }
                     }
                 }
             }
