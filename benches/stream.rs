@@ -133,6 +133,15 @@ fn raw_seal_in_place_2_threads(key: &dyn AeadKey, buf: &mut [u8], tags: &mut [Ta
     });
 }
 
+/// Opens every [`PEER_SEGMENT`] segment of `buf` in place with its tag from `tags`.
+fn raw_open_in_place(key: &dyn AeadKey, buf: &mut [u8], tags: &[Tag]) {
+    let count = buf.len().div_ceil(PEER_SEGMENT);
+    for (index, (chunk, tag)) in buf.chunks_mut(PEER_SEGMENT).zip(tags).enumerate() {
+        key.open_in_place(&nonce(index, index + 1 == count), AAD, chunk, tag)
+            .expect("authentic");
+    }
+}
+
 /// Refills `buf` with `input`, then writes all of `evict` so `buf` is out of the caches.
 fn refill_cold(buf: &mut Vec<u8>, input: &[u8], evict: &mut [u8], round: u64) {
     buf.clear();
@@ -402,7 +411,9 @@ const PEER_SEGMENT: usize = 64 << 10;
 ///   `Options::seal_in_place` (one thread) on the same 64 MiB buffer, refilled and evicted
 ///   from the caches before each timed run: the like-for-like pair for a caller who owns a
 ///   mutable buffer (ring only seals in place, so the `Encryptor` rows pay it a copy); and
-///   the same pair on two threads (`..._cold_2_threads`);
+///   the same pair on two threads (`..._cold_2_threads`); and for decryption,
+///   `raw_<provider>_open_in_place_cold` against `atrest_<provider>_open_in_place_cold` (one
+///   and two threads);
 /// - `atrest_rustcrypto`, `atrest_ring`: `Encryptor` with each provider, one thread
 ///   (`Options::threads(1)`), and `..._2_threads` with two workers; `..._into_vec...` the
 ///   same into a reused `Vec` instead of the sink (the writer's copy is then on the
@@ -475,6 +486,48 @@ fn peers(c: &mut Criterion) {
                         options
                             .seal_in_place(&key, AAD, black_box(&mut buf))
                             .expect("64 MiB is far below the stream limit");
+                        elapsed += start.elapsed();
+                    }
+                    elapsed
+                });
+            });
+        }
+    }
+    // Decryption the same way: the raw AEAD opening every segment of the cold buffer in
+    // place (tags on the side) against `Options::open_in_place` on the cold stream.
+    for (name, provider) in providers {
+        let aead = provider.aes256_gcm.key(&key);
+        let mut raw_ct = input.clone();
+        let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); PEER_INPUT_LEN.div_ceil(PEER_SEGMENT)];
+        raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, &mut raw_ct, &mut tags);
+        group.bench_function(format!("raw_{name}_open_in_place_cold"), |b| {
+            b.iter_custom(|iters| {
+                let mut elapsed = Duration::ZERO;
+                for round in 0..iters {
+                    refill_cold(&mut buf, &raw_ct, &mut evict, round);
+                    let start = Instant::now();
+                    raw_open_in_place(aead.as_ref(), &mut buf, &tags);
+                    elapsed += start.elapsed();
+                }
+                elapsed
+            });
+        });
+        drop(raw_ct);
+        let stream = Options::default()
+            .provider(provider)
+            .seal(&key, AAD, &input)
+            .expect("seal the fixture");
+        for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
+            let options = Options::default().provider(provider).threads(threads);
+            group.bench_function(format!("atrest_{name}_open_in_place_cold{suffix}"), |b| {
+                b.iter_custom(|iters| {
+                    let mut elapsed = Duration::ZERO;
+                    for round in 0..iters {
+                        refill_cold(&mut buf, &stream, &mut evict, round);
+                        let start = Instant::now();
+                        options
+                            .open_in_place(&key, AAD, black_box(&mut buf))
+                            .expect("authentic");
                         elapsed += start.elapsed();
                     }
                     elapsed
