@@ -45,7 +45,8 @@
 //!   while in that worker's cache). No memory beyond the output. [`Options::seal_in_place`]
 //!   seals a batch of segments where they lie, in parallel, then moves them to their places
 //!   on the calling thread while they are in cache; [`Options::open_in_place`] opens a batch
-//!   into a batch of scratch in parallel and copies it down.
+//!   into a batch of scratch in parallel and copies it down. Both only with an explicit
+//!   worker count: the caller's moves are serial, and automatic parallelism must not cost.
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
 //!   512 KiB of plaintext, form a batch; the batch is sealed or opened in parallel (the
 //!   calling thread takes segments too) and written or released in stream order. An

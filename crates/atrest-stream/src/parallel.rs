@@ -78,6 +78,15 @@ impl Parallelism {
         self.workers > 1 && segments >= 2 && (!self.automatic || len >= PARALLEL_MIN_BYTES)
     }
 
+    /// Whether [`Options::seal_in_place`] / [`Options::open_in_place`] of `len` bytes in
+    /// `segments` segments run in parallel: only with an explicit worker count. Their batches
+    /// are sealed or opened in parallel but moved by the caller alone, and with ring that
+    /// made two threads slower than one in half the runs on this project's 2-vCPU VMs
+    /// (docs/PERFORMANCE.md, "Sixth run"); automatic parallelism must never cost.
+    pub(crate) fn for_in_place(self, len: u64, segments: u64) -> bool {
+        !self.automatic && self.for_input(len, segments)
+    }
+
     /// Whether a streaming batch of `jobs` segments holding `bytes` bytes goes to the pool,
     /// after `processed` bytes already went through the stream.
     pub(crate) fn for_batch(self, jobs: usize, processed: u64, bytes: u64) -> bool {
