@@ -62,7 +62,8 @@ use std::time::{Duration, Instant};
 use atrest_crypto::{AeadKey, DEFAULT_PROVIDER, Key256, NONCE_LEN, Nonce, TAG_LEN, Tag};
 use atrest_stream::Options;
 use criterion::{
-    BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main, measurement::WallTime,
+    Bencher, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+    measurement::WallTime,
 };
 
 /// Plaintext bytes processed per iteration.
@@ -148,6 +149,27 @@ fn refill_cold(buf: &mut Vec<u8>, input: &[u8], evict: &mut [u8], round: u64) {
     buf.extend_from_slice(input);
     evict.fill(u8::try_from(round % 251).unwrap_or(0));
     black_box(&evict);
+}
+
+/// Times `f` on `buf` refilled with `input` and evicted from the caches before every run
+/// (outside the timed region).
+fn time_cold(
+    b: &mut Bencher<'_>,
+    buf: &mut Vec<u8>,
+    input: &[u8],
+    evict: &mut [u8],
+    mut f: impl FnMut(&mut Vec<u8>),
+) {
+    b.iter_custom(|iters| {
+        let mut elapsed = Duration::ZERO;
+        for round in 0..iters {
+            refill_cold(buf, input, evict, round);
+            let start = Instant::now();
+            f(buf);
+            elapsed += start.elapsed();
+        }
+        elapsed
+    });
 }
 
 fn stream_len(options: &Options, seg: usize) -> usize {
@@ -461,34 +483,20 @@ fn peers(c: &mut Criterion) {
         let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); PEER_INPUT_LEN.div_ceil(PEER_SEGMENT)];
         for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
             group.bench_function(format!("raw_{name}_in_place_cold{suffix}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut elapsed = Duration::ZERO;
-                    for round in 0..iters {
-                        refill_cold(&mut buf, &input, &mut evict, round);
-                        let start = Instant::now();
-                        if threads == 1 {
-                            raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, &mut buf, &mut tags);
-                        } else {
-                            raw_seal_in_place_2_threads(aead.as_ref(), &mut buf, &mut tags);
-                        }
-                        elapsed += start.elapsed();
+                time_cold(b, &mut buf, &input, &mut evict, |buf| {
+                    if threads == 1 {
+                        raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, buf, &mut tags);
+                    } else {
+                        raw_seal_in_place_2_threads(aead.as_ref(), buf, &mut tags);
                     }
-                    elapsed
                 });
             });
             let options = Options::default().provider(provider).threads(threads);
             group.bench_function(format!("atrest_{name}_in_place_cold{suffix}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut elapsed = Duration::ZERO;
-                    for round in 0..iters {
-                        refill_cold(&mut buf, &input, &mut evict, round);
-                        let start = Instant::now();
-                        options
-                            .seal_in_place(&key, AAD, black_box(&mut buf))
-                            .expect("64 MiB is far below the stream limit");
-                        elapsed += start.elapsed();
-                    }
-                    elapsed
+                time_cold(b, &mut buf, &input, &mut evict, |buf| {
+                    options
+                        .seal_in_place(&key, AAD, black_box(buf))
+                        .expect("64 MiB is far below the stream limit");
                 });
             });
         }
@@ -501,15 +509,8 @@ fn peers(c: &mut Criterion) {
         let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); PEER_INPUT_LEN.div_ceil(PEER_SEGMENT)];
         raw_seal_in_place(aead.as_ref(), PEER_SEGMENT, &mut raw_ct, &mut tags);
         group.bench_function(format!("raw_{name}_open_in_place_cold"), |b| {
-            b.iter_custom(|iters| {
-                let mut elapsed = Duration::ZERO;
-                for round in 0..iters {
-                    refill_cold(&mut buf, &raw_ct, &mut evict, round);
-                    let start = Instant::now();
-                    raw_open_in_place(aead.as_ref(), &mut buf, &tags);
-                    elapsed += start.elapsed();
-                }
-                elapsed
+            time_cold(b, &mut buf, &raw_ct, &mut evict, |buf| {
+                raw_open_in_place(aead.as_ref(), buf, &tags);
             });
         });
         drop(raw_ct);
@@ -520,17 +521,10 @@ fn peers(c: &mut Criterion) {
         for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
             let options = Options::default().provider(provider).threads(threads);
             group.bench_function(format!("atrest_{name}_open_in_place_cold{suffix}"), |b| {
-                b.iter_custom(|iters| {
-                    let mut elapsed = Duration::ZERO;
-                    for round in 0..iters {
-                        refill_cold(&mut buf, &stream, &mut evict, round);
-                        let start = Instant::now();
-                        options
-                            .open_in_place(&key, AAD, black_box(&mut buf))
-                            .expect("authentic");
-                        elapsed += start.elapsed();
-                    }
-                    elapsed
+                time_cold(b, &mut buf, &stream, &mut evict, |buf| {
+                    options
+                        .open_in_place(&key, AAD, black_box(buf))
+                        .expect("authentic");
                 });
             });
         }
