@@ -8,7 +8,7 @@ use atrest_crypto::TAG_LEN;
 use zeroize::Zeroizing;
 
 use crate::layout::SegmentCipher;
-use crate::parallel::{self, Failure, Parallelism};
+use crate::parallel::{self, Parallelism};
 use crate::{Error, MisuseError};
 
 /// Batch state of a parallel encryptor.
@@ -17,9 +17,6 @@ pub(crate) struct BatchWriter {
     /// `batch_segments` slots of `stride` bytes (one full segment plus tag each), grown as
     /// the stream needs them. Plaintext until sealed: zeroized on drop.
     slots: Zeroizing<Vec<u8>>,
-    /// The second buffer of a large write: sealed into while `slots` is written
-    /// ([`BatchWriter::seal_direct`]). Empty until a write spans two batches.
-    spare: Zeroizing<Vec<u8>>,
     stride: usize,
     /// Full segments in slots `0..queued`, each known not to be the last.
     queued: usize,
@@ -39,7 +36,6 @@ impl BatchWriter {
         Self {
             par,
             slots: Zeroizing::new(Vec::new()),
-            spare: Zeroizing::new(Vec::new()),
             stride: cipher.layout.max_segment_pt_len() + TAG_LEN,
             queued: 0,
             filled: 0,
@@ -58,14 +54,6 @@ impl BatchWriter {
     /// batch at once (growing step by step would hold two large buffers at once more often).
     fn ensure_slots(&mut self, n: usize) {
         let want = n * self.stride;
-        if self.slots.len() < want && self.spare.len() >= want {
-            // A large write left the bigger buffer as the spare: take it rather than hold
-            // a third, bringing along the queued plaintext (the spare's own bytes were
-            // sealed and written already).
-            std::mem::swap(&mut self.slots, &mut self.spare);
-            let queued = self.spare.len();
-            self.slots[..queued].copy_from_slice(&self.spare);
-        }
         let max = if n <= 1 {
             want
         } else {
@@ -128,16 +116,18 @@ impl BatchWriter {
     }
 
     /// Seals the full non-final segments at the start of `data` straight from it (no
-    /// plaintext copy), half a batch at a time, and writes them in order. From the second
-    /// half batch on, the calling thread writes half k while the helpers seal half k + 1
-    /// into the other buffer (it joins them when the write is done), so a writer that does
-    /// real work (a copy into a `Vec`, a file) no longer idles the helpers: ring on two
-    /// threads into a `Vec` went from 2.5-3.0 to 3.2-3.7 GiB/s (docs/PERFORMANCE.md,
-    /// "Sixth run"). Two halves keep the memory at one batch; two whole batches were no
-    /// faster beyond the noise.
+    /// plaintext copy) into a ring of batch slots, and writes them in order.
+    ///
+    /// In parallel this is one fork and one join for the whole write
+    /// ([`parallel::run_ordered`]): the helpers seal segment after segment into free slots
+    /// while the calling thread writes each sealed one in order and seals when none is ready.
+    /// Sealing a write half a batch at a time, with the caller writing one half while the
+    /// helpers sealed the next, put the helper to sleep and woke it every four segments; on
+    /// two vCPUs the single pipeline scaled better (docs/PERFORMANCE.md, "Eighth run").
+    /// Memory stays at one batch.
     ///
     /// Returns the plaintext bytes consumed (sealed and written), or the error with the
-    /// bytes consumed before it. A sealed batch that was not written is dropped.
+    /// bytes consumed before it. Segments sealed but not written are dropped.
     fn seal_direct<W: Write>(
         &mut self,
         inner: &mut W,
@@ -145,85 +135,55 @@ impl BatchWriter {
         poisoned: &mut bool,
         data: &[u8],
     ) -> Result<usize, (usize, Error)> {
-        let batch = self
-            .par
-            .batch_segments(cipher.layout.max_segment_pt_len())
-            .div_ceil(2);
-        let stride = self.stride;
-        // Consumed: sealed and written. Sealed: consumed plus the pending batch.
-        let mut consumed = 0;
-        let mut sealed = 0;
-        // The pending batch (sealed, in `self.slots`, not yet written): ciphertext lengths.
-        let mut pending: Vec<usize> = Vec::new();
-        loop {
-            let first_index = self.index.saturating_add(pending.len() as u64);
-            let mut plan = Vec::with_capacity(batch);
-            let mut rest = &data[sealed..];
-            while plan.len() < batch {
-                let index = first_index.saturating_add(plan.len() as u64);
-                let capacity = cipher.layout.segment_pt_len(index);
-                if rest.len() <= capacity || !cipher.layout.has_successor(index) {
-                    break;
-                }
-                let (segment, tail) = rest.split_at(capacity);
-                plan.push(segment);
-                rest = tail;
-            }
-            let pending_bytes = pending.iter().map(|len| len - TAG_LEN).sum::<usize>();
-            if plan.is_empty() {
-                if !pending.is_empty() {
-                    write_slots(&self.slots, stride, inner, poisoned, &pending)
-                        .map_err(|e| (consumed, e))?;
-                    self.account(pending.len(), pending_bytes);
-                    consumed += pending_bytes;
-                }
-                return Ok(consumed);
-            }
-            let count = plan.len();
-            let bytes: usize = plan.iter().map(|segment| segment.len()).sum();
-            let lens: Vec<usize> = plan.iter().map(|segment| segment.len() + TAG_LEN).collect();
-            grow(&mut self.spare, count * stride, batch * stride);
-            let jobs: Vec<_> = plan
-                .into_iter()
-                .zip(self.spare.chunks_mut(stride))
-                .enumerate()
-                .map(|(j, (segment, slot))| (first_index + j as u64, segment, slot))
-                .collect();
-            let parallel = self.par.for_batch(
-                count,
-                self.processed.saturating_add(pending_bytes as u64),
-                bytes as u64,
-            );
-            let slots = &self.slots;
-            let write_pending = || {
-                if pending.is_empty() {
-                    Ok(())
-                } else {
-                    write_slots(slots, stride, inner, poisoned, &pending)
-                }
-            };
-            let result = parallel::run_alongside(
-                self.par,
-                parallel,
-                jobs,
-                |(index, segment, slot)| {
-                    cipher.seal_to(index, false, segment, &mut slot[..segment.len() + TAG_LEN])
-                },
-                write_pending,
-            );
-            if let Err(Failure::First(err)) = result {
-                return Err((consumed, err));
-            }
-            // The pending batch is written.
-            self.account(pending.len(), pending_bytes);
-            consumed += pending_bytes;
-            if let Err(Failure::Job(_, err)) = result {
-                return Err((consumed, err));
-            }
-            std::mem::swap(&mut self.slots, &mut self.spare);
-            pending = lens;
-            sealed += bytes;
+        let index = self.index;
+        // Segment `j` of this write: its offset in `data` and its plaintext length (only the
+        // stream's first segment differs in size).
+        let first = cipher.layout.segment_pt_len(index);
+        let rest = cipher.layout.segment_pt_len(index.saturating_add(1));
+        let span = |j: usize| match j {
+            0 => (0, first),
+            _ => (first + (j - 1) * rest, rest),
+        };
+        // Full segments followed by more data and by room in the counter.
+        let mut count = 0;
+        while {
+            let (at, len) = span(count);
+            data.len() - at > len
+                && cipher
+                    .layout
+                    .has_successor(index.saturating_add(count as u64))
+        } {
+            count += 1;
         }
+        if count == 0 {
+            return Ok(0);
+        }
+        let bytes = span(count).0;
+        let parallel = self.par.for_batch(count, self.processed, bytes as u64);
+        let batch = self.par.batch_segments(cipher.layout.max_segment_pt_len());
+        // Sequentially one slot is enough (and stays in cache); in parallel, a batch.
+        let ring = if parallel { batch.min(count) } else { 1 };
+        let stride = self.stride;
+        grow(&mut self.slots, ring * stride, batch * stride);
+        let slots: Vec<&mut [u8]> = self.slots.chunks_mut(stride).take(ring).collect();
+        let result = parallel::run_ordered(
+            self.par,
+            parallel,
+            count,
+            slots,
+            |j, slot| {
+                let (at, len) = span(j);
+                let segment = &data[at..at + len];
+                cipher.seal_to(index + j as u64, false, segment, &mut slot[..len + TAG_LEN])
+            },
+            |j, slot| write_or_poison(inner, poisoned, &slot[..span(j).1 + TAG_LEN]),
+        );
+        let written = result.as_ref().map_or_else(|(j, _)| *j, |()| count);
+        let consumed = span(written).0;
+        self.account(written, consumed);
+        result
+            .map(|()| consumed)
+            .map_err(|(_, err)| (consumed, err))
     }
 
     /// Counts `segments` segments of `bytes` plaintext as sealed and written.

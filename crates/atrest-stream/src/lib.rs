@@ -50,11 +50,12 @@
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
 //!   512 KiB of plaintext, form a batch; the batch is sealed or opened in parallel (the
 //!   calling thread takes segments too) and written or released in stream order. An
-//!   encryptor given a large slice seals full segments straight from it, half a batch at a
-//!   time, writing one half while the helpers seal the next. A decryptor opens straight
-//!   into the caller's buffer when a whole batch fits there.
-//! - **Memory bound.** An encryptor holds at most one batch (one and a half if small and
-//!   large writes alternate, plus tags); a decryptor one
+//!   encryptor given a large slice seals full segments straight from it in one pipeline
+//!   for the whole write: the helpers seal segment after segment into a ring of batch
+//!   slots while the calling thread writes them in order (and seals when none is ready), so
+//!   no one waits at batch boundaries. A decryptor opens straight into the caller's buffer
+//!   when a whole batch fits there.
+//! - **Memory bound.** An encryptor holds at most one batch (plus tags); a decryptor one
 //!   batch of ciphertext, plus as much plaintext when reads are smaller than a batch,
 //!   whatever the stream length (for 64 KiB segments and 2 workers: 512 KiB, and 1 MiB;
 //!   `tests/parallel_memory.rs` checks this on 256 MiB streams). The 512 KiB floor is

@@ -343,9 +343,10 @@ impl Write for Dribble {
     }
 }
 
-/// One `write_all` of several batches: the encryptor seals batch k + 1 while it writes batch
-/// k (two buffers). Same bytes as sequentially, for lengths around batch boundaries (a batch
-/// is at least 512 KiB of segments), into a writer that takes short writes.
+/// One `write_all` of several batches: the helpers keep sealing into the ring of batch slots
+/// while the caller writes the sealed segments in order. Same bytes as sequentially, for
+/// lengths around batch boundaries (a batch is at least 512 KiB of segments), into a writer
+/// that takes short writes.
 #[test]
 fn one_large_write_across_batches_writes_the_sequential_bytes() {
     for provider in PROVIDERS {
@@ -379,8 +380,8 @@ fn one_large_write_across_batches_writes_the_sequential_bytes() {
     }
 }
 
-/// Large and small writes mixed: the encryptor's two buffers change roles between the
-/// direct path and the queued one, and queued plaintext must survive it.
+/// Large and small writes mixed: the direct path and the queued one share the batch buffer,
+/// and queued plaintext must survive a large write after it.
 #[test]
 fn mixed_large_and_small_writes_write_the_sequential_bytes() {
     let options = Options::native(4096)
@@ -468,6 +469,40 @@ fn a_writer_failing_mid_pipeline_poisons_the_encryptor() {
     enc.write_all(&plaintext[..(2 << 20) + 5]).expect("write");
     drop(enc);
     assert!(!seen.is_empty() && expected.starts_with(&seen), "prefix");
+}
+
+/// A writer that panics in the middle of a parallel multi-batch write: the panic reaches the
+/// caller, and the helpers sealing ahead of it stop instead of waiting for a free slot
+/// forever (this test would hang).
+#[test]
+fn a_writer_panicking_mid_pipeline_does_not_hang_the_helpers() {
+    struct PanicAfter(usize);
+    impl Write for PanicAfter {
+        fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+            assert!(self.0 > 0, "the writer panics");
+            self.0 -= 1;
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let plaintext = pattern(3 << 20);
+    for threads in [2, 3] {
+        for writes in [1, 2, 40, 300] {
+            let caught = std::panic::catch_unwind(|| {
+                let options = Options::native(4096).expect("valid").threads(threads);
+                let mut enc = options
+                    .encryptor(PanicAfter(writes), &key(6), b"big")
+                    .expect("header");
+                enc.write_all(&plaintext)
+            });
+            assert!(
+                caught.is_err(),
+                "{threads} threads, panic at write {writes}"
+            );
+        }
+    }
 }
 
 /// A writer that fails after `limit` bytes, to check poisoning in parallel mode.

@@ -1,7 +1,7 @@
 //! Memory stays bounded by one batch (`2 × workers` segments, at least 512 KiB) in the
 //! parallel streaming paths, whatever the stream length: a 256 MiB stream with 64 KiB
-//! segments and 2 workers, written in small writes, and a 64 MiB one written at once (two
-//! half batches, one written while the other is sealed).
+//! segments and 2 workers, written in small writes, and a 64 MiB one written at once (a
+//! ring of one batch of slots, sealed into by the helpers while the caller writes).
 //!
 //! The counting allocator is the `cap` crate (as in crates/atrest-fuzz/tests/alloc_cap.rs);
 //! its high-water mark cannot be reset, so everything runs in one test, in order.
@@ -154,8 +154,9 @@ fn parallel_streams_use_bounded_memory() {
     println!("Decryptor, 2 workers, 256 MiB: peak {peak} bytes (one batch is {batch})");
     assert!(peak <= 2 * batch + 4 * SEGMENT, "decryptor peak {peak}");
 
-    // One large write: sealed straight from the slice in half batches, one written while
-    // the next is sealed. The input itself is allocated before the baseline.
+    // One large write: sealed straight from the slice into a ring of one batch of slots
+    // while the caller writes them in order. The input itself is allocated before the
+    // baseline.
     let input: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
     let baseline = ALLOCATOR.allocated();
     let mut enc = options.encryptor(io::sink(), &key, b"").expect("encryptor");
