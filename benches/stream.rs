@@ -546,6 +546,25 @@ fn peers(c: &mut Criterion) {
         }
     }
 
+    // The same in 8 KiB writes, as `io::copy` from a reader feeds it: every segment is
+    // queued (copied) before it is sealed, so this is the batch path, not the direct one.
+    for (name, provider) in providers {
+        for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
+            let options = Options::default().provider(provider).threads(threads);
+            group.bench_function(format!("atrest_{name}_8k_writes{suffix}"), |b| {
+                b.iter(|| {
+                    let mut enc = options
+                        .encryptor(std::io::sink(), &key, AAD)
+                        .expect("encryptor");
+                    for chunk in black_box(&input).chunks(8 << 10) {
+                        enc.write_all(chunk).expect("sink never fails");
+                    }
+                    enc.finish().expect("finish")
+                });
+            });
+        }
+    }
+
     // The same into a `Vec` (reused, with capacity for the stream): what the parallel path
     // costs when the writer does real work, here a copy of every sealed batch.
     let mut out: Vec<u8> = Vec::with_capacity(PEER_INPUT_LEN + (1 << 20));

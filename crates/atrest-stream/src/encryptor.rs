@@ -1,6 +1,7 @@
 //! The streaming writer.
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::Zeroizing;
@@ -42,7 +43,8 @@ use crate::{Error, MisuseError, Options};
 /// ```
 pub struct Encryptor<W: Write> {
     inner: W,
-    cipher: SegmentCipher,
+    /// Shared with the parallel engine's pool helpers.
+    cipher: Arc<SegmentCipher>,
     /// One segment of plaintext being filled, with room for its tag. Zeroized on drop.
     buf: Zeroizing<Vec<u8>>,
     filled: usize,
@@ -75,7 +77,7 @@ impl<W: Write> Encryptor<W> {
         options: &Options,
     ) -> Result<Self, Error> {
         let layout = Layout::generate(options)?;
-        let cipher = SegmentCipher::new(layout, options, key, aad)?;
+        let cipher = Arc::new(SegmentCipher::new(layout, options, key, aad)?);
         inner.write_all(cipher.layout.header())?;
         let par = Parallelism::of(options);
         let batch = (!par.is_sequential()).then(|| BatchWriter::new(par, &cipher));
@@ -110,7 +112,7 @@ impl<W: Write> Encryptor<W> {
             return Err(MisuseError::Poisoned.into());
         }
         if let Some(batch) = &mut self.batch {
-            batch.finish(&mut self.inner, &self.cipher, &mut self.poisoned)?;
+            batch.finish(&mut self.inner, &mut self.poisoned)?;
         } else {
             let len = self.filled + TAG_LEN;
             self.cipher

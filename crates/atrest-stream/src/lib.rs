@@ -48,13 +48,15 @@
 //!   into a batch of scratch in parallel and copies it down. Both only with an explicit
 //!   worker count: the caller's moves are serial, and automatic parallelism must not cost.
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
-//!   512 KiB of plaintext, form a batch; the batch is sealed or opened in parallel (the
-//!   calling thread takes segments too) and written or released in stream order. An
-//!   encryptor given a large slice seals full segments straight from it in one pipeline
-//!   for the whole write: the helpers seal segment after segment into a ring of batch
-//!   slots while the calling thread writes them in order (and seals when none is ready), so
-//!   no one waits at batch boundaries. A decryptor opens straight into the caller's buffer
-//!   when a whole batch fits there.
+//!   512 KiB of plaintext, form a batch. An encryptor keeps a ring of one batch of segment
+//!   slots across `write` calls: the caller copies plaintext into the next free slot and
+//!   queues it when full; pool helpers seal queued slots in the background; the caller
+//!   writes sealed slots in stream order as they come, and seals queued ones itself when
+//!   the ring is full. Nobody waits at a batch boundary, so small writes (`io::copy`) scale
+//!   like large ones. Given a large slice, it seals full segments straight from it (no
+//!   copy) through the same ring. A decryptor opens a batch in parallel (the calling thread
+//!   takes segments too) and releases it in order; it opens straight into the caller's
+//!   buffer when a whole batch fits there.
 //! - **Memory bound.** An encryptor holds at most one batch (plus tags); a decryptor one
 //!   batch of ciphertext, plus as much plaintext when reads are smaller than a batch,
 //!   whatever the stream length (for 64 KiB segments and 2 workers: 512 KiB, and 1 MiB;

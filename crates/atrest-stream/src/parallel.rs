@@ -72,6 +72,11 @@ impl Parallelism {
         (2 * self.workers.max(1)).max(BATCH_MIN_BYTES.div_ceil(segment.max(1)))
     }
 
+    /// Helper threads besides the caller.
+    pub(crate) fn helpers(self) -> usize {
+        self.workers.saturating_sub(1)
+    }
+
     /// Whether an in-memory input of `len` bytes in `segments` segments is processed in
     /// parallel.
     pub(crate) fn for_input(self, len: u64, segments: u64) -> bool {
@@ -137,6 +142,18 @@ fn pool(workers: usize) -> Option<&'static rayon::ThreadPool> {
     let pool: &'static rayon::ThreadPool = Box::leak(Box::new(built));
     pools.push((workers, pool));
     Some(pool)
+}
+
+/// Runs `task` on a pool helper for `par` in the background (not waited for; it must not
+/// unwind: rayon aborts the process on a panic in a detached task).
+pub(crate) fn spawn_helper<F>(par: Parallelism, task: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    match pool(par.helpers()) {
+        Some(pool) => pool.spawn(task),
+        None => rayon::spawn(task),
+    }
 }
 
 /// Runs `work` on every job, in parallel when `parallel`, and returns the first failure in

@@ -17,6 +17,13 @@ use atrest_stream::{Error, MisuseError, Options};
 use common::{key, pattern};
 
 fn check(options: Options, limit: u64) {
+    // Sequential, and the parallel ring (two and three workers from the first byte).
+    for threads in [1, 2, 3] {
+        check_with(options.threads(threads), limit);
+    }
+}
+
+fn check_with(options: Options, limit: u64) {
     let (first, rest) = common::segment_sizes(&options);
     let fits = first + 2 * rest;
     // Segments limit-2 and limit-1 are non-final; limit can only be final.
@@ -51,6 +58,31 @@ fn check(options: Options, limit: u64) {
     assert_eq!(
         near.open(&key(1), b"", &ct).expect("decrypts"),
         &plaintext[..fits]
+    );
+
+    // The same in small writes: the limit is met with segments queued in the ring.
+    let mut enc = near.encryptor(Vec::new(), &key(1), b"").expect("encryptor");
+    let mut accepted = 0;
+    let err = loop {
+        let end = (accepted + 1000).min(plaintext.len());
+        match enc.write(&plaintext[accepted..end]) {
+            Ok(n) => accepted += n,
+            Err(err) => break err,
+        }
+    };
+    assert_eq!(
+        accepted, fits,
+        "small writes: the writer takes exactly what fits"
+    );
+    assert!(matches!(
+        Error::from_io(err),
+        Error::Misuse(MisuseError::StreamTooLong)
+    ));
+    let ct = enc.finish().expect("finish");
+    assert_eq!(
+        near.open(&key(1), b"", &ct).expect("decrypts"),
+        &plaintext[..fits],
+        "small writes"
     );
 
     // The one-shot API refuses up front.

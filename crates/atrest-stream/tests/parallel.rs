@@ -9,7 +9,9 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::io::{Read, Write};
+use std::rc::Rc;
 
 use atrest_stream::{Error, Options, PARALLEL_MIN_BYTES};
 use common::{
@@ -505,7 +507,122 @@ fn a_writer_panicking_mid_pipeline_does_not_hang_the_helpers() {
     }
 }
 
+/// Small writes (as from `io::copy`) into a writer that fails part way: the error surfaces
+/// (at the latest from `finish`), the encryptor is poisoned, and what reached the writer is
+/// a prefix of the sequential stream.
+#[test]
+fn a_writer_failing_under_small_writes_poisons_the_encryptor() {
+    let options = Options::native(4096)
+        .expect("valid")
+        .fixed_salt_for_testing(SALT);
+    let plaintext = pattern(3 << 20);
+    let expected = options.threads(1).seal(&key(6), b"small", &plaintext);
+    let expected = expected.expect("seal");
+    for threads in [2, 3] {
+        for limit in [100, 5000, 600_000, 2_900_000] {
+            let mut enc = options
+                .threads(threads)
+                .encryptor(
+                    FailAfter {
+                        written: Vec::new(),
+                        limit,
+                    },
+                    &key(6),
+                    b"small",
+                )
+                .expect("header");
+            let failed = plaintext
+                .chunks(1000)
+                .find_map(|chunk| enc.write_all(chunk).err());
+            if let Some(err) = failed {
+                assert_eq!(err.to_string(), "disk full", "limit {limit}");
+                assert!(matches!(
+                    enc.finish(),
+                    Err(Error::Misuse(atrest_stream::MisuseError::Poisoned))
+                ));
+            } else {
+                // The last ring of segments is written by `finish`.
+                let err = enc.finish().expect_err("disk full");
+                assert!(
+                    matches!(&err, Error::Io(io) if io.to_string() == "disk full"),
+                    "limit {limit}: {err}"
+                );
+            }
+        }
+        // The writer sees a prefix of the sequential stream at every moment.
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        let mut enc = options
+            .threads(threads)
+            .encryptor(Watched(Rc::clone(&seen)), &key(6), b"small")
+            .expect("header");
+        for chunk in plaintext[..(2 << 20) + 5].chunks(1000) {
+            enc.write_all(chunk).expect("write");
+            assert!(expected.starts_with(&seen.borrow()), "prefix");
+        }
+        assert!(
+            seen.borrow().len() > 1 << 20,
+            "sealed segments are written as they come"
+        );
+        drop(enc);
+    }
+}
+
+/// A writer whose bytes the test can watch while the encryptor owns it.
+struct Watched(Rc<RefCell<Vec<u8>>>);
+
+impl Write for Watched {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Encryptors on several threads at once share one pool of helpers: each writes the bytes
+/// of the sequential path, whether its helper runs or it seals alone.
+#[test]
+fn concurrent_encryptors_share_the_pool() {
+    let options = Options::native(4096)
+        .expect("valid")
+        .fixed_salt_for_testing(SALT)
+        .threads(2);
+    let plaintext = pattern((2 << 20) + 333);
+    let expected = options.threads(1).seal(&key(8), b"c", &plaintext);
+    let expected = expected.expect("seal");
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let (options, plaintext, expected) = (&options, &plaintext, &expected);
+            scope.spawn(move || {
+                let mut enc = options
+                    .encryptor(Vec::new(), &key(8), b"c")
+                    .expect("header");
+                for chunk in plaintext.chunks(700 + 1000 * t) {
+                    enc.write_all(chunk).expect("write");
+                }
+                assert!(enc.finish().expect("finish") == *expected, "thread {t}");
+            });
+        }
+    });
+    // Two encryptors interleaved on one thread, and one dropped mid-stream while its helper
+    // may be sealing: the other is unaffected.
+    let mut a = options.encryptor(Vec::new(), &key(8), b"c").expect("a");
+    let mut b = options.encryptor(Vec::new(), &key(8), b"c").expect("b");
+    let mut dropped = options.encryptor(Vec::new(), &key(8), b"c").expect("c");
+    for chunk in plaintext.chunks(5000) {
+        a.write_all(chunk).expect("a");
+        b.write_all(chunk).expect("b");
+        dropped.write_all(chunk).expect("c");
+    }
+    drop(dropped);
+    assert!(a.finish().expect("a") == expected, "a");
+    assert!(b.finish().expect("b") == expected, "b");
+}
+
 /// A writer that fails after `limit` bytes, to check poisoning in parallel mode.
+#[derive(Debug)]
 struct FailAfter {
     written: Vec<u8>,
     limit: usize,
