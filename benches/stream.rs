@@ -440,6 +440,10 @@ const PEER_SEGMENT: usize = 64 << 10;
 ///   (`Options::threads(1)`), and `..._2_threads` with two workers; `..._into_vec...` the
 ///   same into a reused `Vec` instead of the sink (the writer's copy is then on the
 ///   calling thread, between batches);
+/// - `atrest_<provider>_8k_writes[_2_threads]`: the `Encryptor` fed in 8 KiB writes, as
+///   `io::copy` from a reader does (every segment is copied into the encryptor's ring);
+/// - `atrest_<provider>_decryptor[_2_threads]`: the `Decryptor` over the sealed 64 MiB,
+///   drained by `io::copy` (8 KiB reads) into the sink;
 /// - `age_x25519`: the `age` crate (ChaCha20-Poly1305 STREAM, 64 KiB chunks) to one X25519
 ///   recipient; the header's one X25519 operation is negligible at 64 MiB;
 /// - `tink_rust_aes256_gcm_hkdf_1mb`: tink-rust's streaming AEAD with Tink's
@@ -560,6 +564,26 @@ fn peers(c: &mut Criterion) {
                         enc.write_all(chunk).expect("sink never fails");
                     }
                     enc.finish().expect("finish")
+                });
+            });
+        }
+    }
+
+    // Decryption through the `Decryptor`: the 64 MiB stream read with `io::copy` (8 KiB
+    // reads) into the sink, one and two threads.
+    for (name, provider) in providers {
+        let stream = Options::default()
+            .provider(provider)
+            .seal(&key, AAD, &input)
+            .expect("seal the fixture");
+        for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
+            let options = Options::default().provider(provider).threads(threads);
+            group.bench_function(format!("atrest_{name}_decryptor{suffix}"), |b| {
+                b.iter(|| {
+                    let mut dec = options
+                        .decryptor(black_box(&stream[..]), &key, AAD)
+                        .expect("valid header");
+                    std::io::copy(&mut dec, &mut std::io::sink()).expect("authentic")
                 });
             });
         }
