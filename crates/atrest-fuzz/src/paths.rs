@@ -110,6 +110,15 @@ pub(crate) fn run_all(
             options,
             knobs.small_read,
         ),
+        // The parallel ring from the first segment (helpers open in the background).
+        sequential(
+            "Decryptor/small, 2 threads",
+            ciphertext,
+            key,
+            aad,
+            &options.threads(2),
+            knobs.small_read,
+        ),
     ];
     results.extend(seekable(ciphertext, key, aad, options, knobs));
     results

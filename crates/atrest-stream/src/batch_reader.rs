@@ -1,56 +1,82 @@
-//! The parallel engine behind [`crate::Decryptor`]: up to one batch of segments of
-//! ciphertext are read on the caller's thread, opened in parallel, and released in order, only
-//! up to the first segment that fails.
+//! The parallel engine behind [`crate::Decryptor`]: a [`Ring`] of segment slots that
+//! outlives single `read` calls. The caller reads each segment's ciphertext into the next
+//! free slot, framed exactly as the sequential reader frames it, and queues it; pool helpers
+//! open queued segments in the background; the caller releases the plaintext in stream
+//! order, only up to the first segment that fails, and opens queued segments itself when
+//! the next one is not ready.
 
-use std::io::{self, Read};
+use std::io::Read;
+use std::sync::Arc;
 
 use atrest_crypto::TAG_LEN;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::Error;
+use crate::decryptor::read_segment;
 use crate::layout::SegmentCipher;
-use crate::parallel::{self, Parallelism};
+use crate::parallel::Parallelism;
+use crate::ring::Ring;
 
-/// First allocation of the ciphertext buffer; it grows to one batch as data arrives.
-const INITIAL_BUFFER: usize = 64 << 10;
+/// A slot: one segment of ciphertext and, once opened, its plaintext. Both grow with the
+/// data actually read; zeroized on drop.
+#[derive(Default)]
+struct Slot {
+    ct: Zeroizing<Vec<u8>>,
+    pt: Zeroizing<Vec<u8>>,
+}
 
-/// Batch state of a parallel decryptor.
+/// The ring's job: open the slot's ciphertext (`len` bytes, final or not) into its plaintext.
+/// Nothing is written to the plaintext unless the tag verifies.
+fn open_slot(
+    cipher: &SegmentCipher,
+    segment: u64,
+    (len, last): (usize, bool),
+    slot: &mut Slot,
+) -> Result<(), Error> {
+    let pt_len = len - TAG_LEN;
+    if slot.pt.len() < pt_len {
+        // Replacing (not resizing) zeroizes the old buffer as it drops.
+        slot.pt = Zeroizing::new(vec![0u8; pt_len]);
+    }
+    cipher.open_to(segment, last, &slot.ct[..len], &mut slot.pt[..pt_len])
+}
+
+/// Ring state of a parallel decryptor.
 pub(crate) struct BatchReader {
     par: Parallelism,
-    /// Ciphertext of the current batch (grown as data actually arrives).
-    ct: Zeroizing<Vec<u8>>,
-    /// Byte read past the batch (proof that another segment follows).
+    /// Slots carry (ciphertext length, final flag).
+    ring: Arc<Ring<Slot, (usize, bool)>>,
+    /// Byte read past the last queued segment (proof that another segment follows).
     lookahead: Option<u8>,
-    /// Plaintext of the batch when the caller's buffer cannot take all of it.
-    plain: Zeroizing<Vec<u8>>,
-    /// Decrypted plaintext waiting in `plain[pending.0..pending.1]`.
-    pending: (usize, usize),
-    /// An error to report once the plaintext before it has been released.
-    deferred: Option<Error>,
-    /// Index of the next segment to read.
-    index: u64,
+    /// The segment being released: slot, next plaintext byte, end, final flag.
+    current: Option<(usize, usize, usize, bool)>,
+    /// Why reading stopped before the final segment (a read error, truncation): reported
+    /// once the segments before it are released, as a sequential reader would.
+    tail: Option<Error>,
+    /// The final segment has been queued: nothing more to read.
+    ended: bool,
+    /// The final segment has been released.
     done: bool,
+    /// Ciphertext bytes queued so far (for the automatic threshold).
     processed: u64,
 }
 
-/// Where one segment of the batch lies: index, last flag, ciphertext offset and length.
-struct Span {
-    index: u64,
-    last: bool,
-    at: usize,
-    len: usize,
-}
-
 impl BatchReader {
-    pub(crate) fn new(par: Parallelism) -> Self {
+    pub(crate) fn new(par: Parallelism, cipher: &Arc<SegmentCipher>) -> Self {
+        let slots = par.batch_segments(cipher.layout.max_segment_pt_len());
         Self {
             par,
-            ct: Zeroizing::new(Vec::new()),
+            ring: Arc::new(Ring::new(
+                cipher,
+                slots,
+                open_slot,
+                Slot::default,
+                (0, false),
+            )),
             lookahead: None,
-            plain: Zeroizing::new(Vec::new()),
-            pending: (0, 0),
-            deferred: None,
-            index: 0,
+            current: None,
+            tail: None,
+            ended: false,
             done: false,
             processed: 0,
         }
@@ -64,175 +90,82 @@ impl BatchReader {
         out: &mut [u8],
     ) -> Result<usize, Error> {
         loop {
-            let (start, end) = self.pending;
-            if start < end {
-                let n = (end - start).min(out.len());
-                out[..n].copy_from_slice(&self.plain[start..start + n]);
-                self.plain[start..start + n].zeroize();
-                self.pending.0 += n;
-                return Ok(n);
-            }
-            if let Some(err) = self.deferred.take() {
-                return Err(err);
+            if let Some((at, start, end, last)) = self.current {
+                if start < end {
+                    let n = (end - start).min(out.len());
+                    let mut slot = self.ring.slot(at);
+                    out[..n].copy_from_slice(&slot.pt[start..start + n]);
+                    slot.pt[start..start + n].zeroize();
+                    self.current = Some((at, start + n, end, last));
+                    return Ok(n);
+                }
+                self.current = None;
+                self.ring.retire(true);
+                self.done = last;
             }
             if self.done || out.is_empty() {
                 return Ok(0);
             }
-            if let Some(n) = self.next_batch(inner, cipher, out)? {
-                // `n == 0` only for an empty final segment: end of stream.
-                return Ok(n);
-            }
-        }
-    }
-
-    /// Reads up to `want` bytes of ciphertext (after the lookahead byte) into `ct`, growing it
-    /// with the data received. Returns the bytes held and the read error that stopped it, if
-    /// any: segments complete before the error are still opened, as a sequential reader
-    /// would have.
-    fn fill<R: Read>(&mut self, inner: &mut R, want: usize) -> (usize, Option<Error>) {
-        if self.ct.is_empty() {
-            *self.ct = vec![0u8; want.min(INITIAL_BUFFER)];
-        }
-        let mut have = 0;
-        if let Some(byte) = self.lookahead.take() {
-            self.ct[0] = byte;
-            have = 1;
-        }
-        loop {
-            let end = want.min(self.ct.len());
-            while have < end {
-                match inner.read(&mut self.ct[have..end]) {
-                    Ok(0) => return (have, None),
-                    Ok(n) => have += n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return (have, Some(err.into())),
-                }
-            }
-            if end == want {
-                return (have, None);
-            }
-            // Grow with the data actually received (at most doubling), never straight to
-            // the size a header announced.
-            let grown = (self.ct.len() * 2).min(want);
-            let mut bigger = Zeroizing::new(vec![0u8; grown]);
-            bigger[..have].copy_from_slice(&self.ct[..have]);
-            self.ct = bigger;
-        }
-    }
-
-    /// Reads and opens the next batch: into `out` directly when it takes the whole batch
-    /// (returning `Some(bytes)`), else into `plain` (returning `None`).
-    fn next_batch<R: Read>(
-        &mut self,
-        inner: &mut R,
-        cipher: &SegmentCipher,
-        out: &mut [u8],
-    ) -> Result<Option<usize>, Error> {
-        let batch = self.par.batch_segments(cipher.layout.max_segment_pt_len());
-        let mut fulls = Vec::with_capacity(batch);
-        let mut want = 1;
-        for j in 0..batch {
-            let full = cipher
-                .layout
-                .segment_pt_len(self.index.saturating_add(j as u64))
-                + TAG_LEN;
-            fulls.push(full);
-            want += full;
-        }
-        let (have, mut read_error) = self.fill(inner, want);
-
-        // Frame the batch exactly as the sequential reader frames one segment at a time.
-        let mut spans = Vec::with_capacity(batch);
-        let mut tail = None;
-        let mut at = 0;
-        for (j, &full) in fulls.iter().enumerate() {
-            let Some(index) = self.index.checked_add(j as u64) else {
-                tail = Some(Error::Authentication);
-                break;
+            self.read_ahead(inner, cipher);
+            let Some(next) = self.ring.next(true) else {
+                // Nothing queued: reading stopped, and everything before it is released.
+                let tail = self.tail.take().unwrap_or(Error::Truncated);
+                return Err(self.fail(tail));
             };
-            let remaining = have - at;
-            if remaining > full {
-                spans.push(Span {
-                    index,
-                    last: false,
-                    at,
-                    len: full,
-                });
-                at += full;
-            } else if let Some(err) = read_error.take() {
-                tail = Some(err);
-                break;
-            } else if remaining < TAG_LEN {
-                // Includes nothing at all where a segment had to be.
-                tail = Some(Error::Truncated);
-                break;
-            } else {
-                spans.push(Span {
-                    index,
-                    last: true,
-                    at,
-                    len: remaining,
-                });
-                break;
+            if let Err(err) = next.outcome {
+                return Err(self.fail(err));
             }
+            let (len, last) = next.meta;
+            self.current = Some((next.slot, 0, len - TAG_LEN, last));
         }
-        if spans.last().is_some_and(|s| !s.last) && tail.is_none() {
-            // Every slot held a full non-final segment; the byte after them is the lookahead.
-            self.lookahead = Some(self.ct[at]);
-        }
+    }
 
-        let total: usize = spans.iter().map(|s| s.len - TAG_LEN).sum();
-        let direct = out.len() >= total;
-        if !direct && self.plain.len() < total {
-            // Replacing (not resizing) zeroizes the old buffer as it drops.
-            self.plain = Zeroizing::new(vec![0u8; total]);
-        }
-        let target: &mut [u8] = if direct {
-            &mut out[..total]
-        } else {
-            &mut self.plain[..total]
-        };
-        let mut jobs = Vec::with_capacity(spans.len());
-        let mut rest = &mut *target;
-        for span in &spans {
-            let (into, more) = std::mem::take(&mut rest).split_at_mut(span.len - TAG_LEN);
-            jobs.push((span, &self.ct[span.at..span.at + span.len], into));
-            rest = more;
-        }
-        let parallel = self.par.for_batch(jobs.len(), self.processed, total as u64);
-        let opened = parallel::run(self.par, parallel, jobs, |(span, segment, into)| {
-            cipher.open_to(span.index, span.last, segment, into)
-        });
-        let released = match opened {
-            Ok(()) => {
-                if spans.last().is_some_and(|s| s.last) {
-                    self.done = true;
+    /// Reads segments into free slots and queues them: as many as the ring holds in
+    /// parallel, else one when nothing is in flight (the sequential reader's pace). Stops
+    /// at the final segment or at the first framing or read error, kept for later.
+    fn read_ahead<R: Read>(&mut self, inner: &mut R, cipher: &SegmentCipher) {
+        let parallel = self.par.for_batch(2, self.processed, 0);
+        let helpers = if parallel { self.par.helpers() } else { 0 };
+        while !self.ended && self.tail.is_none() {
+            if !parallel && self.ring.in_flight() > 0 {
+                return;
+            }
+            let Some(at) = self.ring.free_slot() else {
+                return;
+            };
+            let segment = self.ring.queued();
+            let full = cipher.layout.segment_pt_len(segment) + TAG_LEN;
+            let framed = read_segment(inner, &mut self.ring.slot(at).ct, &mut self.lookahead, full);
+            match framed {
+                Ok((len, last)) => {
+                    self.processed += len as u64;
+                    self.ended = last;
+                    if !last && segment.checked_add(1).is_none() {
+                        // No segment can follow this one: more data cannot be authentic.
+                        self.tail = Some(Error::Authentication);
+                    }
+                    self.ring.queue((len, last), self.par, helpers);
                 }
-                self.index += spans.len() as u64;
-                self.deferred = tail;
-                total
+                Err(err) => self.tail = Some(err),
             }
-            Err((failed, err)) => {
-                // Release nothing from the failing segment on, even what authenticated after
-                // it: wipe it from the target.
-                let released: usize = spans[..failed].iter().map(|s| s.len - TAG_LEN).sum();
-                target[released..].zeroize();
-                self.deferred = Some(err);
-                released
-            }
-        };
-        self.processed += released as u64;
-        if released == 0
-            && !self.done
-            && let Some(err) = self.deferred.take()
-        {
-            return Err(err);
         }
-        if direct {
-            Ok(Some(released))
-        } else {
-            self.pending = (0, released);
-            Ok(None)
+    }
+
+    /// Stops the ring and wipes the plaintext of every slot: segments after a failure are
+    /// never released, even those that authenticated.
+    fn fail(&self, err: Error) -> Error {
+        self.ring.halt();
+        for at in 0..self.ring.len() {
+            self.ring.slot(at).pt.zeroize();
         }
+        err
+    }
+}
+
+impl Drop for BatchReader {
+    fn drop(&mut self) {
+        // Helpers still opening finish their segment and return; the ring (and the
+        // plaintext in it) is zeroized when the last of them lets go.
+        self.ring.halt();
     }
 }

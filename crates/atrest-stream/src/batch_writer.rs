@@ -5,129 +5,40 @@
 //! when the ring is full. A large write skips the copy ([`BatchWriter::seal_direct`]).
 
 use std::io::Write;
-use std::panic::AssertUnwindSafe;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use atrest_crypto::TAG_LEN;
 use zeroize::Zeroizing;
 
 use crate::layout::SegmentCipher;
 use crate::parallel::{self, Parallelism};
+use crate::ring::Ring;
 use crate::{Error, MisuseError};
+
+/// A slot: one segment of plaintext, sealed in place, plus its tag. Allocated on first use
+/// (a short stream touches one); zeroized on drop.
+type Slot = Zeroizing<Vec<u8>>;
 
 /// Ring state of a parallel encryptor.
 pub(crate) struct BatchWriter {
     par: Parallelism,
-    shared: Arc<Shared>,
-    /// Plaintext bytes in the slot being filled (segment `State::queued`).
+    /// Slots carry (plaintext length, final flag).
+    ring: Arc<Ring<Slot, (usize, bool)>>,
+    stride: usize,
+    /// Plaintext bytes in the slot being filled (segment `ring.queued()`).
     filled: usize,
     /// Plaintext bytes queued so far (for the automatic threshold).
     processed: u64,
 }
 
-/// What the caller and the helpers share.
-struct Shared {
-    cipher: Arc<SegmentCipher>,
-    /// One segment plus tag each, allocated on first use (a short stream touches one).
-    /// Plaintext until sealed: zeroized on drop.
-    slots: Vec<Mutex<Zeroizing<Vec<u8>>>>,
-    stride: usize,
-    state: Mutex<State>,
-    /// Signalled when a segment is sealed, for a caller waiting on one.
-    sealed: Condvar,
-}
-
-/// Segments move through `written <= claimed <= queued`: queued (full, waiting for a
-/// worker), claimed (being sealed, or sealed), written. Segment `queued` is being filled.
-struct State {
-    written: u64,
-    claimed: u64,
-    queued: u64,
-    /// Segment `base` maps to slot 0; moved only while nothing is in flight, so a
-    /// sequential stream keeps reusing slot 0 while it is in cache.
-    base: u64,
-    /// Per slot: plaintext length and final flag of its queued segment.
-    meta: Vec<(usize, bool)>,
-    /// Per slot: the outcome of sealing it, until the caller takes it.
-    done: Vec<Option<Result<(), Error>>>,
-    /// Helper tasks running; they return when no queued segment is left.
-    helpers: usize,
-    /// The caller is blocked on `sealed`.
-    waiting: bool,
-    /// Set when the encryptor is dropped or failed: helpers take no more segments.
-    stop: bool,
-}
-
-impl State {
-    fn slot(&self, segment: u64, slots: usize) -> usize {
-        // Below `slots` after the modulo, so the conversion cannot fail.
-        usize::try_from(segment.saturating_sub(self.base) % slots as u64).unwrap_or(0)
-    }
-}
-
-/// A claimed segment: index, slot, plaintext length, final flag.
-type Claim = (u64, usize, usize, bool);
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn slot(&self, at: usize) -> MutexGuard<'_, Zeroizing<Vec<u8>>> {
-        self.slots[at]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Takes the oldest queued segment, if any.
-    fn claim(&self, state: &mut State) -> Option<Claim> {
-        if state.stop || state.claimed >= state.queued {
-            return None;
-        }
-        let segment = state.claimed;
-        state.claimed += 1;
-        let at = state.slot(segment, self.slots.len());
-        let (len, last) = state.meta[at];
-        Some((segment, at, len, last))
-    }
-
-    /// Seals a claimed segment in its slot and records the outcome. A panic in the AEAD
-    /// becomes an error here, so a pool thread never unwinds (rayon would abort).
-    fn seal(&self, (segment, at, len, last): Claim) {
-        let outcome = {
-            let mut slot = self.slot(at);
-            std::panic::catch_unwind(AssertUnwindSafe(|| {
-                self.cipher
-                    .seal_in_place(segment, last, &mut slot[..len + TAG_LEN])
-            }))
-            .unwrap_or_else(|_| {
-                Err(std::io::Error::other("an atrest-stream worker panicked while sealing").into())
-            })
-        };
-        let mut state = self.lock();
-        state.done[at] = Some(outcome);
-        if state.waiting {
-            self.sealed.notify_all();
-        }
-    }
-
-    /// A pool helper: seals queued segments until none is left, then returns (the caller
-    /// starts another when it queues more), so an idle encryptor holds no pool thread.
-    fn help(&self) {
-        loop {
-            let claim = {
-                let mut state = self.lock();
-                match self.claim(&mut state) {
-                    Some(claim) => claim,
-                    None => {
-                        state.helpers -= 1;
-                        return;
-                    }
-                }
-            };
-            self.seal(claim);
-        }
-    }
+/// The ring's job: seal the slot's plaintext in place, tag after it.
+fn seal_slot(
+    cipher: &SegmentCipher,
+    segment: u64,
+    (len, last): (usize, bool),
+    slot: &mut Slot,
+) -> Result<(), Error> {
+    cipher.seal_in_place(segment, last, &mut slot[..len + TAG_LEN])
 }
 
 impl BatchWriter {
@@ -135,33 +46,17 @@ impl BatchWriter {
         let slots = par.batch_segments(cipher.layout.max_segment_pt_len());
         Self {
             par,
-            shared: Arc::new(Shared {
-                cipher: Arc::clone(cipher),
-                slots: (0..slots)
-                    .map(|_| Mutex::new(Zeroizing::new(Vec::new())))
-                    .collect(),
-                stride: cipher.layout.max_segment_pt_len() + TAG_LEN,
-                state: Mutex::new(State {
-                    written: 0,
-                    claimed: 0,
-                    queued: 0,
-                    base: 0,
-                    meta: vec![(0, false); slots],
-                    done: (0..slots).map(|_| None).collect(),
-                    helpers: 0,
-                    waiting: false,
-                    stop: false,
-                }),
-                sealed: Condvar::new(),
-            }),
+            ring: Arc::new(Ring::new(
+                cipher,
+                slots,
+                seal_slot,
+                || Zeroizing::new(Vec::new()),
+                (0, false),
+            )),
+            stride: cipher.layout.max_segment_pt_len() + TAG_LEN,
             filled: 0,
             processed: 0,
         }
-    }
-
-    /// The segment being filled.
-    fn current(&self) -> u64 {
-        self.shared.lock().queued
     }
 
     /// Accepts plaintext; returns how much was taken, or the error with how much had been
@@ -176,7 +71,7 @@ impl BatchWriter {
         let total = data.len();
         while !data.is_empty() {
             let consumed = total - data.len();
-            let segment = self.current();
+            let segment = self.ring.queued();
             let capacity = cipher.layout.segment_pt_len(segment);
             if self.filled == capacity {
                 // More data follows a full slot: it is not the last segment.
@@ -198,9 +93,9 @@ impl BatchWriter {
                 data = &data[taken..];
             } else {
                 let at = self.make_room(inner, poisoned).map_err(|e| (consumed, e))?;
-                let mut slot = self.shared.slot(at);
-                if slot.len() < self.shared.stride {
-                    *slot = Zeroizing::new(vec![0u8; self.shared.stride]);
+                let mut slot = self.ring.slot(at);
+                if slot.len() < self.stride {
+                    *slot = Zeroizing::new(vec![0u8; self.stride]);
                 }
                 let n = (capacity - self.filled).min(data.len());
                 slot[self.filled..self.filled + n].copy_from_slice(&data[..n]);
@@ -219,9 +114,9 @@ impl BatchWriter {
     ) -> Result<(), Error> {
         let at = self.make_room(inner, poisoned)?;
         {
-            let mut slot = self.shared.slot(at);
+            let mut slot = self.ring.slot(at);
             if slot.len() < self.filled + TAG_LEN {
-                *slot = Zeroizing::new(vec![0u8; self.shared.stride]);
+                *slot = Zeroizing::new(vec![0u8; self.stride]);
             }
         }
         self.queue(inner, poisoned, true)?;
@@ -240,29 +135,11 @@ impl BatchWriter {
         let len = std::mem::take(&mut self.filled);
         self.processed += len as u64;
         let parallel = !last && self.par.for_batch(2, self.processed, 0);
-        let start = {
-            let mut state = self.shared.lock();
-            let at = state.slot(state.queued, self.shared.slots.len());
-            state.meta[at] = (len, last);
-            state.queued += 1;
-            let wanted = self
-                .par
-                .helpers()
-                .min(usize::try_from(state.queued - state.claimed).unwrap_or(usize::MAX));
-            let start = if parallel {
-                wanted.saturating_sub(state.helpers)
-            } else {
-                0
-            };
-            state.helpers += start;
-            start
-        };
-        for _ in 0..start {
-            let shared = Arc::clone(&self.shared);
-            parallel::spawn_helper(self.par, move || shared.help());
-        }
+        let helpers = if parallel { self.par.helpers() } else { 0 };
+        self.ring.queue((len, last), self.par, helpers);
         if parallel {
-            self.write_sealed(inner, poisoned)
+            while self.write_next(inner, poisoned, false)? {}
+            Ok(())
         } else {
             self.drain(inner, poisoned)
         }
@@ -271,88 +148,42 @@ impl BatchWriter {
     /// Waits until the slot of the segment being filled is free; returns it.
     fn make_room<W: Write>(&mut self, inner: &mut W, poisoned: &mut bool) -> Result<usize, Error> {
         loop {
-            let state = self.shared.lock();
-            if state.queued - state.written < self.shared.slots.len() as u64 {
-                return Ok(state.slot(state.queued, self.shared.slots.len()));
+            if let Some(at) = self.ring.free_slot() {
+                return Ok(at);
             }
-            drop(state);
-            self.step(inner, poisoned)?;
+            self.write_next(inner, poisoned, true)?;
         }
     }
 
     /// Writes every queued segment (sealing what no helper has taken).
     fn drain<W: Write>(&mut self, inner: &mut W, poisoned: &mut bool) -> Result<(), Error> {
-        loop {
-            let mut state = self.shared.lock();
-            if state.written == state.queued {
-                if self.filled == 0 {
-                    // Nothing in flight or buffered: start again at slot 0.
-                    state.base = state.queued;
-                }
-                return Ok(());
-            }
-            drop(state);
-            self.step(inner, poisoned)?;
-        }
-    }
-
-    /// Writes the sealed segments that are next in order, without waiting.
-    fn write_sealed<W: Write>(&mut self, inner: &mut W, poisoned: &mut bool) -> Result<(), Error> {
-        while self.write_next(inner, poisoned)? {}
+        while self.write_next(inner, poisoned, true)? {}
         Ok(())
     }
 
-    /// One step forward, for a caller that must wait: writes the next segment if it is
-    /// sealed, else seals a queued one, else waits for a helper to seal the next one.
-    fn step<W: Write>(&mut self, inner: &mut W, poisoned: &mut bool) -> Result<(), Error> {
-        if self.write_next(inner, poisoned)? {
-            return Ok(());
-        }
-        let mut state = self.shared.lock();
-        loop {
-            if let Some(claim) = self.shared.claim(&mut state) {
-                drop(state);
-                self.shared.seal(claim);
-                return Ok(());
-            }
-            let at = state.slot(state.written, self.shared.slots.len());
-            if state.written == state.queued || state.done[at].is_some() {
-                return Ok(());
-            }
-            state.waiting = true;
-            state = self
-                .shared
-                .sealed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-            state.waiting = false;
-        }
-    }
-
-    /// Writes the next segment in order if it is sealed; returns whether it did.
-    fn write_next<W: Write>(&mut self, inner: &mut W, poisoned: &mut bool) -> Result<bool, Error> {
-        let (segment, at, len, outcome) = {
-            let mut state = self.shared.lock();
-            if state.written == state.queued {
-                return Ok(false);
-            }
-            let segment = state.written;
-            let at = state.slot(segment, self.shared.slots.len());
-            let Some(outcome) = state.done[at].take() else {
-                return Ok(false);
-            };
-            (segment, at, state.meta[at].0, outcome)
+    /// Writes the next segment in order once it is sealed (with `wait`, sealing queued
+    /// segments or waiting for a helper until it is); returns whether it wrote one.
+    fn write_next<W: Write>(
+        &mut self,
+        inner: &mut W,
+        poisoned: &mut bool,
+        wait: bool,
+    ) -> Result<bool, Error> {
+        let Some(done) = self.ring.next(wait) else {
+            return Ok(false);
         };
-        let result = outcome.and_then(|()| {
-            write_or_poison(inner, poisoned, &self.shared.slot(at)[..len + TAG_LEN])
+        let (len, _) = done.meta;
+        let result = done.outcome.and_then(|()| {
+            write_or_poison(inner, poisoned, &self.ring.slot(done.slot)[..len + TAG_LEN])
         });
         if let Err(err) = result {
             // The segment is lost: the stream cannot continue.
             *poisoned = true;
-            self.shared.lock().stop = true;
+            self.ring.halt();
             return Err(err);
         }
-        self.shared.lock().written = segment + 1;
+        // Back to slot 0 when idle, unless plaintext waits in the next slot.
+        self.ring.retire(self.filled == 0);
         Ok(true)
     }
 
@@ -376,7 +207,7 @@ impl BatchWriter {
         poisoned: &mut bool,
         data: &[u8],
     ) -> Result<usize, (usize, Error)> {
-        let index = self.current();
+        let index = self.ring.queued();
         // Segment `j` of this write: its offset in `data` and its plaintext length (only the
         // stream's first segment differs in size).
         let first = cipher.layout.segment_pt_len(index);
@@ -403,17 +234,15 @@ impl BatchWriter {
         let parallel = self.par.for_batch(count, self.processed, bytes as u64);
         // Sequentially one slot is enough (and stays in cache); in parallel, the ring.
         let ring = if parallel {
-            self.shared.slots.len().min(count)
+            self.ring.len().min(count)
         } else {
             1
         };
-        let stride = self.shared.stride;
+        let stride = self.stride;
         // Borrow the slots' buffers (no helper touches them: nothing is in flight).
-        let mut buffers: Vec<Zeroizing<Vec<u8>>> = self.shared.slots[..ring]
-            .iter()
-            .map(|slot| {
-                let mut buffer =
-                    std::mem::take(&mut *slot.lock().unwrap_or_else(PoisonError::into_inner));
+        let mut buffers: Vec<Slot> = (0..ring)
+            .map(|at| {
+                let mut buffer = std::mem::take(&mut *self.ring.slot(at));
                 if buffer.len() < stride {
                     buffer = Zeroizing::new(vec![0u8; stride]);
                 }
@@ -432,19 +261,12 @@ impl BatchWriter {
             },
             |j, slot| write_or_poison(inner, poisoned, &slot[..span(j).1 + TAG_LEN]),
         );
-        for (slot, buffer) in self.shared.slots.iter().zip(buffers) {
-            *slot.lock().unwrap_or_else(PoisonError::into_inner) = buffer;
+        for (at, buffer) in buffers.into_iter().enumerate() {
+            *self.ring.slot(at) = buffer;
         }
         let written = result.as_ref().map_or_else(|(j, _)| *j, |()| count);
         let consumed = span(written).0;
-        {
-            let mut state = self.shared.lock();
-            let next = index + written as u64;
-            state.written = next;
-            state.claimed = next;
-            state.queued = next;
-            state.base = next;
-        }
+        self.ring.skip_to(index + written as u64);
         self.processed += consumed as u64;
         result
             .map(|()| consumed)
@@ -456,7 +278,7 @@ impl Drop for BatchWriter {
     fn drop(&mut self) {
         // Helpers still sealing finish their segment and return; the ring (and the
         // plaintext in it) is zeroized when the last of them lets go.
-        self.shared.lock().stop = true;
+        self.ring.halt();
     }
 }
 

@@ -1,6 +1,7 @@
 //! The sequential streaming reader.
 
 use std::io::{self, Read};
+use std::sync::Arc;
 
 use atrest_crypto::{Key256, TAG_LEN};
 use zeroize::{Zeroize, Zeroizing};
@@ -21,12 +22,12 @@ use crate::{Error, MisuseError, Options};
 ///
 /// Memory: one ciphertext segment, grown as ciphertext actually arrives (never straight to the
 /// size a header announces), plus one plaintext segment if the caller reads in pieces smaller
-/// than a segment. With `n > 1` workers ([`Options::threads`]): up to `2 × n` segments of
-/// ciphertext, plus as much plaintext when reads are smaller than a batch (see the crate
-/// docs, "Parallelism").
+/// than a segment. With `n > 1` workers ([`Options::threads`]): one batch (at least `2 × n`
+/// segments) of ciphertext and one of plaintext (see the crate docs, "Parallelism").
 pub struct Decryptor<R: Read> {
     inner: R,
-    cipher: SegmentCipher,
+    /// Shared with the parallel engine's pool helpers.
+    cipher: Arc<SegmentCipher>,
     /// One ciphertext segment plus one byte of lookahead (grown as data arrives).
     buf: Zeroizing<Vec<u8>>,
     /// Byte read past the current segment (proof that another segment follows).
@@ -101,7 +102,9 @@ impl<R: Read> Decryptor<R> {
         options: &Options,
     ) -> Result<Self, Error> {
         let layout = read_layout(&mut inner, options)?;
-        let cipher = SegmentCipher::new(layout, options, key, aad)?;
+        let cipher = Arc::new(SegmentCipher::new(layout, options, key, aad)?);
+        let par = Parallelism::of(options);
+        let batch = (!par.is_sequential()).then(|| BatchReader::new(par, &cipher));
         Ok(Self {
             inner,
             cipher,
@@ -111,10 +114,7 @@ impl<R: Read> Decryptor<R> {
             index: 0,
             pending: (0, 0),
             state: State::Reading,
-            batch: {
-                let par = Parallelism::of(options);
-                (!par.is_sequential()).then(|| BatchReader::new(par))
-            },
+            batch,
         })
     }
 
@@ -133,38 +133,7 @@ impl<R: Read> Decryptor<R> {
     /// the final segment (nothing follows it).
     fn fill(&mut self) -> Result<(usize, bool), Error> {
         let full = self.cipher.layout.segment_pt_len(self.index) + TAG_LEN;
-        let want = full + 1;
-        if self.buf.is_empty() {
-            *self.buf = vec![0u8; want.min(INITIAL_BUFFER)];
-        }
-        let mut have = 0;
-        if let Some(byte) = self.lookahead.take() {
-            self.buf[0] = byte;
-            have = 1;
-        }
-        loop {
-            let end = want.min(self.buf.len());
-            have += read_full(&mut self.inner, &mut self.buf[have..end])?;
-            if have < end || end == want {
-                break;
-            }
-            // The buffer grows with the data actually received (at most doubling), never
-            // straight to the segment size a header announced: a short stream that claims
-            // 16 MiB segments costs memory in proportion to its length.
-            let grown = (self.buf.len() * 2).min(want);
-            let mut bigger = vec![0u8; grown];
-            bigger[..have].copy_from_slice(&self.buf[..have]);
-            self.buf = Zeroizing::new(bigger);
-        }
-        if have == full + 1 {
-            self.lookahead = Some(self.buf[full]);
-            Ok((full, false))
-        } else if have < TAG_LEN {
-            // Includes `have == 0`: the input ended where a segment had to be.
-            Err(Error::Truncated)
-        } else {
-            Ok((have, true))
-        }
+        read_segment(&mut self.inner, &mut self.buf, &mut self.lookahead, full)
     }
 
     /// Decrypts the next segment, into `out` directly when it fits there (returning
@@ -253,6 +222,51 @@ pub(crate) fn read_layout<R: Read + ?Sized>(
     let header = &mut header[..options.header_len()];
     let got = read_full(reader, header)?;
     Layout::parse(&header[..got], options)
+}
+
+/// Reads the next segment's ciphertext (`full` bytes unless it is the final one) into
+/// `buf`, starting with the `lookahead` byte if there is one, plus one byte past it: a
+/// segment is final only if nothing follows it. Returns its length and whether it is final;
+/// the byte after a non-final segment becomes the new lookahead.
+///
+/// `buf` grows with the data actually received (at most doubling), never straight to the
+/// segment size a header announced: a short stream that claims 16 MiB segments costs memory
+/// in proportion to its length.
+pub(crate) fn read_segment<R: Read + ?Sized>(
+    inner: &mut R,
+    buf: &mut Zeroizing<Vec<u8>>,
+    lookahead: &mut Option<u8>,
+    full: usize,
+) -> Result<(usize, bool), Error> {
+    let want = full + 1;
+    if buf.is_empty() {
+        *buf = Zeroizing::new(vec![0u8; want.min(INITIAL_BUFFER)]);
+    }
+    let mut have = 0;
+    if let Some(byte) = lookahead.take() {
+        buf[0] = byte;
+        have = 1;
+    }
+    loop {
+        let end = want.min(buf.len());
+        have += read_full(inner, &mut buf[have..end])?;
+        if have < end || end == want {
+            break;
+        }
+        let grown = (buf.len() * 2).min(want);
+        let mut bigger = Zeroizing::new(vec![0u8; grown]);
+        bigger[..have].copy_from_slice(&buf[..have]);
+        *buf = bigger;
+    }
+    if have == full + 1 {
+        *lookahead = Some(buf[full]);
+        Ok((full, false))
+    } else if have < TAG_LEN {
+        // Includes `have == 0`: the input ended where a segment had to be.
+        Err(Error::Truncated)
+    } else {
+        Ok((have, true))
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns how many bytes were read.

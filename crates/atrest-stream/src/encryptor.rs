@@ -22,7 +22,8 @@ use crate::{Error, MisuseError, Options};
 /// silently cut short, but it is lost unless you finish.
 ///
 /// Memory: one segment of buffer, whatever the stream length; with `n > 1` workers
-/// ([`Options::threads`]), at most `2 × n` segments (see the crate docs, "Parallelism").
+/// ([`Options::threads`]), one batch (at least `2 × n` segments; see the crate docs,
+/// "Parallelism").
 ///
 /// ```
 /// use std::io::Write;

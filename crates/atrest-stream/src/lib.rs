@@ -48,24 +48,25 @@
 //!   into a batch of scratch in parallel and copies it down. Both only with an explicit
 //!   worker count: the caller's moves are serial, and automatic parallelism must not cost.
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
-//!   512 KiB of plaintext, form a batch. An encryptor keeps a ring of one batch of segment
-//!   slots across `write` calls: the caller copies plaintext into the next free slot and
-//!   queues it when full; pool helpers seal queued slots in the background; the caller
-//!   writes sealed slots in stream order as they come, and seals queued ones itself when
-//!   the ring is full. Nobody waits at a batch boundary, so small writes (`io::copy`) scale
-//!   like large ones. Given a large slice, it seals full segments straight from it (no
-//!   copy) through the same ring. A decryptor opens a batch in parallel (the calling thread
-//!   takes segments too) and releases it in order; it opens straight into the caller's
-//!   buffer when a whole batch fits there.
+//!   512 KiB of plaintext, form a batch, and each stream keeps a ring of one batch of
+//!   segment slots across `write`/`read` calls. An encryptor's caller copies plaintext into
+//!   the next free slot and queues it when full; a decryptor's caller reads the next
+//!   segment's ciphertext into it and queues it. Pool helpers seal or open queued slots in
+//!   the background; the caller writes or releases them in stream order as they come, and
+//!   does queued ones itself while the next is not ready. Nobody waits at a batch boundary,
+//!   so 8 KiB writes and reads (`io::copy`) scale like large ones, and a helper returns as
+//!   soon as nothing is queued, so an idle stream holds no pool thread. Given a large
+//!   slice, an encryptor seals full segments straight from it (no copy) through the same
+//!   slots.
 //! - **Memory bound.** An encryptor holds at most one batch (plus tags); a decryptor one
-//!   batch of ciphertext, plus as much plaintext when reads are smaller than a batch,
-//!   whatever the stream length (for 64 KiB segments and 2 workers: 512 KiB, and 1 MiB;
-//!   `tests/parallel_memory.rs` checks this on 256 MiB streams). The 512 KiB floor is
-//!   there because each batch costs a cross-thread wake-up (docs/PERFORMANCE.md).
+//!   batch of ciphertext and one of plaintext, whatever the stream length (for 64 KiB
+//!   segments and 2 workers: 512 KiB, and 1 MiB; `tests/parallel_memory.rs` checks this on
+//!   256 MiB streams). The 512 KiB floor keeps enough segments in flight for the workers
+//!   (docs/PERFORMANCE.md).
 //! - **Errors.** Results are taken in stream order: the first segment that fails decides
 //!   the error, exactly as sequentially. A decryptor releases the segments before it and
-//!   nothing from it on — plaintext of later segments that did authenticate is wiped, never
-//!   returned.
+//!   nothing from it on — plaintext of later segments that did authenticate is never
+//!   returned, and is wiped from the slots.
 //! - **Automatic.** [`std::thread::available_parallelism`] workers for inputs of at least
 //!   [`PARALLEL_MIN_BYTES`] (1 MiB) spanning two or more segments; streams move to the pool
 //!   once that much has gone through them. Below that, handing work to other threads costs
@@ -89,6 +90,7 @@ mod layout;
 mod oneshot;
 mod options;
 mod parallel;
+mod ring;
 mod seekable;
 #[cfg(feature = "tokio")]
 pub mod tokio;

@@ -581,10 +581,11 @@ impl Write for Watched {
     }
 }
 
-/// Encryptors on several threads at once share one pool of helpers: each writes the bytes
-/// of the sequential path, whether its helper runs or it seals alone.
+/// Encryptors and decryptors on several threads at once share one pool of helpers: each
+/// produces the bytes of the sequential path, whether its helper runs or it works alone,
+/// and one dropped mid-stream leaves the others unaffected.
 #[test]
-fn concurrent_encryptors_share_the_pool() {
+fn concurrent_streams_share_the_pool() {
     let options = Options::native(4096)
         .expect("valid")
         .fixed_salt_for_testing(SALT)
@@ -619,6 +620,58 @@ fn concurrent_encryptors_share_the_pool() {
     drop(dropped);
     assert!(a.finish().expect("a") == expected, "a");
     assert!(b.finish().expect("b") == expected, "b");
+
+    // The same for decryptors: concurrent ones with small reads, then two interleaved on one
+    // thread with a third dropped mid-stream.
+    let (expected, plaintext) = (&expected, &plaintext);
+    std::thread::scope(|scope| {
+        for t in 0..4 {
+            let options = &options;
+            scope.spawn(move || {
+                let mut dec = options
+                    .decryptor(&expected[..], &key(8), b"c")
+                    .expect("header");
+                let mut got = Vec::new();
+                let mut buf = vec![0u8; 500 + 1000 * t];
+                loop {
+                    let n = dec.read(&mut buf).expect("authentic");
+                    if n == 0 {
+                        break;
+                    }
+                    got.extend_from_slice(&buf[..n]);
+                }
+                assert!(got == *plaintext, "decryptor thread {t}");
+            });
+        }
+    });
+    let mut readers: Vec<_> = (0..3)
+        .map(|_| {
+            options
+                .decryptor(&expected[..], &key(8), b"c")
+                .expect("header")
+        })
+        .collect();
+    let mut outs = vec![Vec::new(); 3];
+    let mut buf = [0u8; 3000];
+    for round in 0.. {
+        let mut progress = false;
+        for (reader, out) in readers.iter_mut().zip(&mut outs) {
+            let n = reader.read(&mut buf).expect("authentic");
+            out.extend_from_slice(&buf[..n]);
+            progress |= n > 0;
+        }
+        if round == 200 {
+            readers.pop();
+            outs.pop();
+        }
+        if !progress {
+            break;
+        }
+    }
+    assert!(
+        outs.iter().all(|out| out == plaintext),
+        "interleaved decryptors"
+    );
 }
 
 /// A writer that fails after `limit` bytes, to check poisoning in parallel mode.
