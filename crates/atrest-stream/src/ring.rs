@@ -143,9 +143,11 @@ impl<S: Send + 'static, M: Copy + Send + 'static> Ring<S, M> {
         }
     }
 
-    /// Takes the oldest queued segment, if any: (segment, slot, metadata).
-    fn claim(&self, state: &mut State<M>) -> Option<(u64, usize, M)> {
-        if state.stop || state.claimed >= state.queued {
+    /// Takes the oldest queued segment, if any: (segment, slot, metadata). Helpers take
+    /// none once the ring is stopped; the caller still can, so it never waits for a segment
+    /// nobody will process.
+    fn claim(&self, state: &mut State<M>, helper: bool) -> Option<(u64, usize, M)> {
+        if (helper && state.stop) || state.claimed >= state.queued {
             return None;
         }
         let segment = state.claimed;
@@ -178,7 +180,7 @@ impl<S: Send + 'static, M: Copy + Send + 'static> Ring<S, M> {
         loop {
             let claim = {
                 let mut state = self.lock();
-                match self.claim(&mut state) {
+                match self.claim(&mut state, true) {
                     Some(claim) => claim,
                     None => {
                         state.helpers -= 1;
@@ -211,7 +213,7 @@ impl<S: Send + 'static, M: Copy + Send + 'static> Ring<S, M> {
             if !wait {
                 return None;
             }
-            if let Some(claim) = self.claim(&mut state) {
+            if let Some(claim) = self.claim(&mut state, false) {
                 drop(state);
                 self.run(claim);
                 state = self.lock();
@@ -250,5 +252,85 @@ impl<S: Send + 'static, M: Copy + Send + 'static> Ring<S, M> {
     /// No more segments are taken; helpers return after their current one.
     pub(crate) fn halt(&self) {
         self.lock().stop = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::Ring;
+    use crate::layout::{Layout, SegmentCipher};
+    use crate::parallel::Parallelism;
+    use crate::{Error, Options};
+
+    fn cipher() -> Arc<SegmentCipher> {
+        let options = Options::default();
+        let layout = Layout::generate(&options).expect("layout");
+        let key = atrest_crypto::Key256::from_bytes([1; 32]);
+        Arc::new(SegmentCipher::new(layout, &options, &key, b"").expect("cipher"))
+    }
+
+    /// Writes the segment index into the slot; panics when the metadata says so.
+    fn job(_: &SegmentCipher, segment: u64, panic: bool, slot: &mut u64) -> Result<(), Error> {
+        assert!(!panic, "job {segment} panics");
+        *slot = segment;
+        Ok(())
+    }
+
+    #[test]
+    fn outcomes_come_back_in_order_and_a_panic_is_an_error() {
+        let par = Parallelism::of(&Options::default().threads(3));
+        for helpers in [0, 1, 2] {
+            let ring = Arc::new(Ring::new(&cipher(), 4, job, || u64::MAX, false));
+            let mut seen = Vec::new();
+            for segment in 0..50u64 {
+                while ring.free_slot().is_none() {
+                    let done = ring.next(true).expect("a segment is in flight");
+                    seen.push((*ring.slot(done.slot), done.outcome.is_ok()));
+                    ring.retire(true);
+                }
+                ring.queue(segment == 37, par, helpers);
+            }
+            while let Some(done) = ring.next(true) {
+                seen.push((*ring.slot(done.slot), done.outcome.is_ok()));
+                ring.retire(true);
+            }
+            let expected: Vec<_> = (0..50u64)
+                .map(|s| {
+                    if s == 37 {
+                        (u64::MAX, false)
+                    } else {
+                        (s, true)
+                    }
+                })
+                .collect();
+            // Slot contents of the panicking job are whatever it held before: compare
+            // only the outcome there.
+            for (at, (got, want)) in seen.iter().zip(&expected).enumerate() {
+                assert_eq!(got.1, want.1, "{helpers} helpers, segment {at}");
+                if want.1 {
+                    assert_eq!(got.0, want.0, "{helpers} helpers, segment {at}");
+                }
+            }
+            assert_eq!(seen.len(), 50);
+        }
+    }
+
+    #[test]
+    fn a_stopped_ring_still_lets_the_caller_finish() {
+        let par = Parallelism::of(&Options::default().threads(2));
+        let ring = Arc::new(Ring::new(&cipher(), 3, job, || 0, false));
+        ring.halt();
+        for _ in 0..3 {
+            ring.queue(false, par, 1);
+        }
+        for segment in 0..3 {
+            let done = ring.next(true).expect("queued");
+            assert!(done.outcome.is_ok());
+            assert_eq!(*ring.slot(done.slot), segment);
+            ring.retire(true);
+        }
+        assert!(ring.next(true).is_none());
     }
 }
