@@ -13,7 +13,7 @@ mod common;
 
 use std::io::Write;
 
-use atrest_stream::{Error, MisuseError, Options};
+use atrest_stream::{Encryptor, Error, MisuseError, Options};
 use common::{key, pattern};
 
 fn check(options: Options, limit: u64) {
@@ -21,6 +21,16 @@ fn check(options: Options, limit: u64) {
     for threads in [1, 2, 3] {
         check_with(options.threads(threads), limit);
     }
+}
+
+/// After the limit was refused, `enc` still finishes into a stream of exactly `fits`.
+fn finishes_what_fits(enc: Encryptor<Vec<u8>>, near: &Options, fits: &[u8], what: &str) {
+    let ct = enc.finish().expect("finish");
+    assert_eq!(
+        near.open(&key(1), b"", &ct).expect("decrypts"),
+        fits,
+        "{what}"
+    );
 }
 
 fn check_with(options: Options, limit: u64) {
@@ -54,11 +64,7 @@ fn check_with(options: Options, limit: u64) {
         Error::Misuse(MisuseError::StreamTooLong)
     ));
     // Still not poisoned: what was accepted is finished into a valid stream.
-    let ct = enc.finish().expect("finish");
-    assert_eq!(
-        near.open(&key(1), b"", &ct).expect("decrypts"),
-        &plaintext[..fits]
-    );
+    finishes_what_fits(enc, &near, &plaintext[..fits], "one write");
 
     // The same in small writes: the limit is met with segments queued in the ring.
     let mut enc = near.encryptor(Vec::new(), &key(1), b"").expect("encryptor");
@@ -78,12 +84,7 @@ fn check_with(options: Options, limit: u64) {
         Error::from_io(err),
         Error::Misuse(MisuseError::StreamTooLong)
     ));
-    let ct = enc.finish().expect("finish");
-    assert_eq!(
-        near.open(&key(1), b"", &ct).expect("decrypts"),
-        &plaintext[..fits],
-        "small writes"
-    );
+    finishes_what_fits(enc, &near, &plaintext[..fits], "small writes");
 
     // The one-shot API refuses up front.
     assert!(matches!(
