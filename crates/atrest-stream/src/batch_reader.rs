@@ -63,7 +63,7 @@ pub(crate) struct BatchReader {
 
 impl BatchReader {
     pub(crate) fn new(par: Parallelism, cipher: &Arc<SegmentCipher>) -> Self {
-        let slots = par.batch_segments(cipher.layout.max_segment_pt_len());
+        let slots = par.ring_slots(cipher.layout.max_segment_pt_len());
         Self {
             par,
             ring: Arc::new(Ring::new(

@@ -1,4 +1,4 @@
-//! The parallel engine behind [`crate::Encryptor`]: a ring of `Parallelism::batch_segments`
+//! The parallel engine behind [`crate::Encryptor`]: a ring of `Parallelism::ring_slots`
 //! slots that outlives single `write` calls. The caller copies plaintext into the next free
 //! slot and queues it once it is full; pool helpers seal queued slots in the background;
 //! the caller writes sealed slots in stream order as they come, and seals queued ones itself
@@ -43,7 +43,7 @@ fn seal_slot(
 
 impl BatchWriter {
     pub(crate) fn new(par: Parallelism, cipher: &Arc<SegmentCipher>) -> Self {
-        let slots = par.batch_segments(cipher.layout.max_segment_pt_len());
+        let slots = par.ring_slots(cipher.layout.max_segment_pt_len());
         Self {
             par,
             ring: Arc::new(Ring::new(

@@ -22,8 +22,8 @@ use crate::{Error, MisuseError, Options};
 ///
 /// Memory: one ciphertext segment, grown as ciphertext actually arrives (never straight to the
 /// size a header announces), plus one plaintext segment if the caller reads in pieces smaller
-/// than a segment. With `n > 1` workers ([`Options::threads`]): one batch (at least `2 × n`
-/// segments) of ciphertext and one of plaintext (see the crate docs, "Parallelism").
+/// than a segment. With `n > 1` workers ([`Options::threads`]): a ring of `2 × n` segments
+/// (at least 256 KiB) of ciphertext and one of plaintext (see the crate docs, "Parallelism").
 pub struct Decryptor<R: Read> {
     inner: R,
     /// Shared with the parallel engine's pool helpers.

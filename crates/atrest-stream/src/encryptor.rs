@@ -22,7 +22,7 @@ use crate::{Error, MisuseError, Options};
 /// silently cut short, but it is lost unless you finish.
 ///
 /// Memory: one segment of buffer, whatever the stream length; with `n > 1` workers
-/// ([`Options::threads`]), one batch (at least `2 × n` segments; see the crate docs,
+/// ([`Options::threads`]), a ring of `2 × n` segments (at least 256 KiB; see the crate docs,
 /// "Parallelism").
 ///
 /// ```

@@ -47,9 +47,8 @@
 //!   on the calling thread while they are in cache; [`Options::open_in_place`] opens a batch
 //!   into a batch of scratch in parallel and copies it down. Both only with an explicit
 //!   worker count: the caller's moves are serial, and automatic parallelism must not cost.
-//! - **Streams** ([`Encryptor`], [`Decryptor`]): `2 × workers` segments, and at least
-//!   512 KiB of plaintext, form a batch, and each stream keeps a ring of one batch of
-//!   segment slots across `write`/`read` calls. An encryptor's caller copies plaintext into
+//! - **Streams** ([`Encryptor`], [`Decryptor`]): each stream keeps a ring of `2 × workers`
+//!   segment slots (and at least 256 KiB of plaintext) across `write`/`read` calls. An encryptor's caller copies plaintext into
 //!   the next free slot and queues it when full; a decryptor's caller reads the next
 //!   segment's ciphertext into it and queues it. Pool helpers seal or open queued slots in
 //!   the background; the caller writes or releases them in stream order as they come, and
@@ -58,11 +57,10 @@
 //!   soon as nothing is queued, so an idle stream holds no pool thread. Given a large
 //!   slice, an encryptor seals full segments straight from it (no copy) through the same
 //!   slots.
-//! - **Memory bound.** An encryptor holds at most one batch (plus tags); a decryptor one
-//!   batch of ciphertext and one of plaintext, whatever the stream length (for 64 KiB
-//!   segments and 2 workers: 512 KiB, and 1 MiB; `tests/parallel_memory.rs` checks this on
-//!   256 MiB streams). The 512 KiB floor keeps enough segments in flight for the workers
-//!   (docs/PERFORMANCE.md).
+//! - **Memory bound.** An encryptor holds at most its ring (plus tags); a decryptor a ring
+//!   of ciphertext and one of plaintext, whatever the stream length (for 64 KiB segments
+//!   and 2 workers: 256 KiB, and 512 KiB; `tests/parallel_memory.rs` checks this on
+//!   256 MiB streams). Larger rings were no faster (docs/PERFORMANCE.md, "Tenth run").
 //! - **Errors.** Results are taken in stream order: the first segment that fails decides
 //!   the error, exactly as sequentially. A decryptor releases the segments before it and
 //!   nothing from it on — plaintext of later segments that did authenticate is never

@@ -26,15 +26,26 @@ use crate::{Error, MisuseError, Options};
 /// short streams never touch it.
 pub const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 
-/// A streaming batch carries at least this much plaintext: 512 KiB (eight 64 KiB segments).
+/// A fork-and-join batch of the in-place one-shots carries at least this much plaintext:
+/// 512 KiB (eight 64 KiB segments).
 ///
-/// Every batch is a fork and a join: the pool's threads are woken to take segments and the
-/// caller waits for the last one. On this project's 2-vCPU VMs a wake-up costs tens of
+/// Every such batch is a fork and a join: the pool's threads are woken to take segments and
+/// the caller waits for the last one. On this project's 2-vCPU VMs a wake-up costs tens of
 /// microseconds, as much as sealing a 64 KiB segment, so batches of two segments per worker
 /// scaled two workers to a median 1.2-1.3x of one; 512 KiB batches with the caller working
-/// too reached 1.55-1.76x (docs/PERFORMANCE.md, "Parallel batches"). The memory this costs
-/// is fixed, whatever the stream length.
+/// too reached 1.55-1.76x (docs/PERFORMANCE.md, "Parallel batches").
 pub(crate) const BATCH_MIN_BYTES: usize = 512 << 10;
+
+/// A stream's ring of segment slots holds at least this much plaintext: 256 KiB (four
+/// 64 KiB segments, which is `2 × workers` on two cores).
+///
+/// The rings of [`crate::Encryptor`] and [`crate::Decryptor`] are not forked and joined
+/// per batch: helpers take queued slots as they come, so the ring only needs enough slots
+/// to keep every worker busy while the caller does the I/O. Rings of 4, 6 and 8 slots ran
+/// the same within the noise on two cores (docs/PERFORMANCE.md, "Tenth run"), so streams
+/// keep the smallest, `2 × workers` segments. The floor keeps small segments from turning
+/// into a wake-up per segment.
+pub(crate) const RING_MIN_BYTES: usize = 256 << 10;
 
 /// An explicit worker count above this is clamped to it (each distinct count keeps a pool).
 const MAX_WORKERS: usize = 64;
@@ -65,11 +76,23 @@ impl Parallelism {
         self.workers <= 1
     }
 
-    /// Segments per batch in the streaming paths, for segments of `segment` plaintext bytes:
-    /// two per worker (so that a worker that finishes early can take a second segment while
-    /// a slower one is still busy), and at least [`BATCH_MIN_BYTES`] of plaintext.
+    /// Segments per fork-and-join batch of the in-place one-shots, for segments of `segment`
+    /// plaintext bytes: two per worker (so that a worker that finishes early can take a
+    /// second segment while a slower one is still busy), and at least [`BATCH_MIN_BYTES`]
+    /// of plaintext.
     pub(crate) fn batch_segments(self, segment: usize) -> usize {
-        (2 * self.workers.max(1)).max(BATCH_MIN_BYTES.div_ceil(segment.max(1)))
+        self.two_per_worker(segment, BATCH_MIN_BYTES)
+    }
+
+    /// Slots in a stream's ring, for segments of `segment` plaintext bytes: two per worker,
+    /// and at least [`RING_MIN_BYTES`] of plaintext.
+    pub(crate) fn ring_slots(self, segment: usize) -> usize {
+        self.two_per_worker(segment, RING_MIN_BYTES)
+    }
+
+    /// Two segments of `segment` bytes per worker, and at least `floor` bytes of them.
+    fn two_per_worker(self, segment: usize, floor: usize) -> usize {
+        (2 * self.workers.max(1)).max(floor.div_ceil(segment.max(1)))
     }
 
     /// Helper threads besides the caller.

@@ -345,12 +345,12 @@ impl Write for Dribble {
     }
 }
 
-/// One `write_all` of several batches: the helpers keep sealing into the ring of batch slots
-/// while the caller writes the sealed segments in order. Same bytes as sequentially, for
-/// lengths around batch boundaries (a batch is at least 512 KiB of segments), into a writer
-/// that takes short writes.
+/// One `write_all` of several rings: the helpers keep sealing into the ring's slots while
+/// the caller writes the sealed segments in order. Same bytes as sequentially, for lengths
+/// around multiples of the ring (at least 256 KiB of segments), into a writer that takes
+/// short writes.
 #[test]
-fn one_large_write_across_batches_writes_the_sequential_bytes() {
+fn one_large_write_across_rings_writes_the_sequential_bytes() {
     for provider in PROVIDERS {
         for options in [
             Options::native(4096).expect("valid").provider(provider),
@@ -358,8 +358,8 @@ fn one_large_write_across_batches_writes_the_sequential_bytes() {
         ] {
             let options = options.fixed_salt_for_testing(SALT);
             let (first, rest) = segment_sizes(&options);
-            let batch = (512usize << 10).div_ceil(rest);
-            for k in [batch + 1, 2 * batch, 2 * batch + 1, 3 * batch + 2] {
+            let ring = (256usize << 10).div_ceil(rest);
+            for k in [ring + 1, 2 * ring, 2 * ring + 1, 3 * ring + 2] {
                 let len = first + (k - 1) * rest;
                 let plaintext = pattern(len);
                 let expected = options.threads(1).seal(&key(5), b"big", &plaintext);
@@ -382,35 +382,35 @@ fn one_large_write_across_batches_writes_the_sequential_bytes() {
     }
 }
 
-/// Large and small writes mixed: the direct path and the queued one share the batch buffer,
+/// Large and small writes mixed: the direct path and the queued one share the ring's slots,
 /// and queued plaintext must survive a large write after it.
 #[test]
 fn mixed_large_and_small_writes_write_the_sequential_bytes() {
     let options = Options::native(4096)
         .expect("valid")
         .fixed_salt_for_testing(SALT);
-    let half = 64 * 4096; // half a batch of 4 KiB segments
+    let ring = 64 * 4096; // a ring of 4 KiB segments (256 KiB)
     let patterns: [&[usize]; 4] = [
         &[
             1000,
-            3 * half + 7,
+            3 * ring + 7,
             5000,
-            5 * half,
+            5 * ring,
             100,
-            2 * half - 1,
-            3 * half,
+            2 * ring - 1,
+            3 * ring,
         ],
-        &[7 * half + 1, 4096, 4096 * 70, 3 * half, 1, 4095, 4096 * 130],
+        &[7 * ring + 1, 4096, 4096 * 70, 3 * ring, 1, 4095, 4096 * 130],
         &[
-            half * 2 + 4096,
+            ring * 2 + 4096,
             9000,
             9000,
             9000,
-            half * 3,
+            ring * 3,
             4096 * 127,
             4096 * 129,
         ],
-        &[4096 * 200, half * 3 + 1, 4096 * 100, 13, half * 2],
+        &[4096 * 200, ring * 3 + 1, 4096 * 100, 13, ring * 2],
     ];
     for chunks in patterns {
         let len: usize = chunks.iter().sum();

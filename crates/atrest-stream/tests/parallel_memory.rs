@@ -1,7 +1,7 @@
-//! Memory stays bounded by one batch (`2 × workers` segments, at least 512 KiB) in the
+//! Memory stays bounded by one ring of slots (`2 × workers` segments, at least 256 KiB) in the
 //! parallel streaming paths, whatever the stream length: a 256 MiB stream with 64 KiB
 //! segments and 2 workers, written in small writes, and a 64 MiB one written at once (a
-//! ring of one batch of slots, sealed into by the helpers while the caller writes).
+//! ring of slots, sealed into by the helpers while the caller writes).
 //!
 //! The counting allocator is the `cap` crate (as in crates/atrest-fuzz/tests/alloc_cap.rs);
 //! its high-water mark cannot be reset, so everything runs in one test, in order.
@@ -118,8 +118,8 @@ fn parallel_streams_use_bounded_memory() {
     // (`cap`'s high-water mark is all-time: keep this small.)
     let warm = Options::native(4096).expect("valid").threads(WORKERS);
     drop(warm.seal(&key, b"", &[0u8; 3 * 4096]));
-    // Two segments per worker, and at least 512 KiB of plaintext (`BATCH_MIN_BYTES`).
-    let batch = (WORKERS * 2).max((512 << 10) / SEGMENT) * (SEGMENT + 16);
+    // Two segments per worker, and at least 256 KiB of plaintext (`RING_MIN_BYTES`).
+    let ring = (WORKERS * 2).max((256 << 10) / SEGMENT) * (SEGMENT + 16);
 
     let baseline = ALLOCATOR.allocated();
     let mut enc = options.encryptor(io::sink(), &key, b"").expect("encryptor");
@@ -127,9 +127,9 @@ fn parallel_streams_use_bounded_memory() {
     enc.finish().expect("finish");
     assert_eq!(copied, STREAM);
     let peak = ALLOCATOR.max_allocated().saturating_sub(baseline);
-    println!("Encryptor, 2 workers, 256 MiB: peak {peak} bytes (one batch is {batch})");
-    // The batch, plus the one-slot buffer it replaced while growing.
-    assert!(peak <= batch + 2 * SEGMENT, "encryptor peak {peak}");
+    println!("Encryptor, 2 workers, 256 MiB: peak {peak} bytes (one ring is {ring})");
+    // The ring, plus the one-slot buffer it replaced while growing.
+    assert!(peak <= ring + 2 * SEGMENT, "encryptor peak {peak}");
 
     let pipe = Pipe::default();
     let source = Ciphertext {
@@ -149,12 +149,12 @@ fn parallel_streams_use_bounded_memory() {
     let copied = io::copy(&mut dec, &mut check).expect("copy");
     assert_eq!(copied, STREAM);
     let peak = ALLOCATOR.max_allocated().saturating_sub(baseline);
-    // A batch of ciphertext and, since io::copy reads 8 KiB at a time, a batch of plaintext;
+    // A ring of ciphertext and, since io::copy reads 8 KiB at a time, one of plaintext;
     // plus the generating encryptor's segment and its pipe.
-    println!("Decryptor, 2 workers, 256 MiB: peak {peak} bytes (one batch is {batch})");
-    assert!(peak <= 2 * batch + 4 * SEGMENT, "decryptor peak {peak}");
+    println!("Decryptor, 2 workers, 256 MiB: peak {peak} bytes (one ring is {ring})");
+    assert!(peak <= 2 * ring + 4 * SEGMENT, "decryptor peak {peak}");
 
-    // One large write: sealed straight from the slice into a ring of one batch of slots
+    // One large write: sealed straight from the slice into the ring of slots
     // while the caller writes them in order. The input itself is allocated before the
     // baseline.
     let input: Vec<u8> = (0..64usize << 20).map(|i| (i % 251) as u8).collect();
@@ -163,9 +163,9 @@ fn parallel_streams_use_bounded_memory() {
     enc.write_all(&input).expect("write");
     enc.finish().expect("finish");
     let peak = ALLOCATOR.max_allocated().saturating_sub(baseline);
-    println!("Encryptor, 2 workers, one 64 MiB write: peak {peak} bytes (one batch is {batch})");
+    println!("Encryptor, 2 workers, one 64 MiB write: peak {peak} bytes (one ring is {ring})");
     assert!(
-        peak <= batch + 2 * SEGMENT,
+        peak <= ring + 2 * SEGMENT,
         "encryptor (large write) peak {peak}"
     );
 }
