@@ -43,16 +43,18 @@
 //! - **In memory** ([`Options::seal`], [`Options::open`]): each segment is sealed straight
 //!   from the input into its place in the output by one worker (read, sealed and written
 //!   while in that worker's cache). No memory beyond the output. [`Options::seal_in_place`]
-//!   seals a batch of segments where they lie, in parallel, then moves them to their places
-//!   on the calling thread while they are in cache; [`Options::open_in_place`] opens a batch
-//!   into a batch of scratch in parallel and copies it down. Both only with an explicit
-//!   worker count: the caller's moves are serial, and automatic parallelism must not cost.
+//!   is one pipeline: workers seal segment after segment where it lies while the calling
+//!   thread moves each sealed one to its place, still in cache. [`Options::open_in_place`]
+//!   opens a batch into a batch of scratch in parallel and copies it down; only with an
+//!   explicit worker count, since its copies are serial and automatic parallelism must not
+//!   cost.
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): each stream keeps a ring of `2 × workers`
-//!   segment slots (and at least 256 KiB of plaintext) across `write`/`read` calls. An encryptor's caller copies plaintext into
-//!   the next free slot and queues it when full; a decryptor's caller reads the next
-//!   segment's ciphertext into it and queues it. Pool helpers seal or open queued slots in
-//!   the background; the caller writes or releases them in stream order as they come, and
-//!   does queued ones itself while the next is not ready. Nobody waits at a batch boundary,
+//!   segment slots (and at least 256 KiB of plaintext) across `write`/`read` calls. An
+//!   encryptor's caller copies plaintext into the next free slot and queues it when full;
+//!   a decryptor's caller reads the next segment's ciphertext into it and queues it. Pool
+//!   helpers seal or open queued slots in the background; the caller writes or releases
+//!   them in stream order as they come, and does queued ones itself while the next is not
+//!   ready. Nobody waits at a batch boundary,
 //!   so 8 KiB writes and reads (`io::copy`) scale like large ones, and a helper returns as
 //!   soon as nothing is queued, so an idle stream holds no pool thread. Given a large
 //!   slice, an encryptor seals full segments straight from it (no copy) through the same

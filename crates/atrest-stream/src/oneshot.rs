@@ -1,5 +1,7 @@
 //! One-shot sealing and opening of in-memory data.
 
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
 use atrest_crypto::{Key256, TAG_LEN, Tag};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -135,11 +137,9 @@ impl Options {
     /// return. Same bytes as [`Options::seal`] with the same salt; no second buffer.
     ///
     /// Segments are sealed from the last to the first, each where its plaintext lies, and
-    /// then moved to its place while still in cache. With an explicit [`Options::threads`]
-    /// of 2 or more, batches of segments are sealed in parallel and moved by the calling
-    /// thread; the bytes are the same either way. Automatic parallelism (the default) stays
-    /// sequential here: the moves are the caller's alone, and on two cores that gained
-    /// 1.1-1.6x with RustCrypto but lost to one thread with ring in half the runs.
+    /// then moved to its place while still in cache. In parallel ([`Options::threads`]; by
+    /// default from 1 MiB), workers seal segment after segment while the calling thread
+    /// moves each sealed one into place; the bytes are the same either way.
     ///
     /// # Errors
     /// [`Error::Crypto`] if the random source fails, [`crate::MisuseError::StreamTooLong`] if
@@ -156,66 +156,88 @@ impl Options {
         buf.resize(total, 0);
         // Back to front: segment k moves forward by the header and k tags, so moving the
         // later segments first never overwrites plaintext still to be moved. Each segment is
-        // sealed where it lies, then its ciphertext moves to its place and its tag follows.
-        // In that order the AES pass reads the cold plaintext (its loads overlap the
+        // sealed where its plaintext lies, then its ciphertext moves to its place and its tag
+        // follows. In that order the AES pass reads the cold plaintext (its loads overlap the
         // arithmetic, as in a raw in-place seal) and the move copies a segment that is still
         // in cache, at 40-60 GB/s. Moving first and sealing after was slower by a third (a
         // move from memory has nothing to overlap with), and so was sealing into a scratch
         // segment and copying it back (docs/PERFORMANCE.md, "In-place one-shots").
         //
-        // Segments go in batches: the batch is sealed (by the workers, in parallel), then
-        // moved by this thread while it is still in the caches. Sealing never touches
-        // anything but the batch's own plaintext, which no earlier move has reached.
+        // In parallel this is one pipeline ([`parallel::run_ordered`]): workers seal segment
+        // after segment where it lies while the calling thread moves each sealed one in
+        // order. Sealing segment k touches only its own plaintext, which no move of a later
+        // segment reaches (they all land past it); moving it touches only its own bytes and
+        // those of segments already moved, so the two never meet.
         let par = Parallelism::of(self);
-        let parallel = par.for_in_place(pt_len as u64, segments as u64);
-        let max_pt = cipher.layout.max_segment_pt_len();
-        let batch = if parallel {
-            par.batch_segments(max_pt)
+        let parallel = par.for_input(pt_len as u64, segments as u64);
+        let slots = if parallel {
+            par.ring_slots(cipher.layout.max_segment_pt_len())
         } else {
-            // About 64 KiB per batch sequentially: one segment at the default size.
-            (64usize << 10).div_ceil(max_pt.max(1))
+            1
         };
-        let segment_pt = |index: u64| {
-            if index + 1 == segments as u64 {
-                pt_len - full_segments_len(&cipher, index)
+        // Where segment k's plaintext starts (`pt_len` past the last one).
+        let start = |k: usize| {
+            if k == segments {
+                pt_len
             } else {
-                cipher.layout.segment_pt_len(index)
+                full_segments_len(&cipher, k as u64)
             }
         };
-        let mut tags = vec![Tag::from_bytes([0; TAG_LEN]); batch];
-        let mut pt_end = pt_len;
-        let mut ct_end = total;
-        let mut hi = segments as u64;
-        while hi > 0 {
-            let lo = hi.saturating_sub(batch as u64);
-            let lens: Vec<usize> = (lo..hi).map(segment_pt).collect();
-            let batch_start = pt_end - lens.iter().sum::<usize>();
-            let mut rest = &mut buf[batch_start..pt_end];
-            let mut jobs = Vec::with_capacity(lens.len());
-            for ((index, &len), tag) in (lo..hi).zip(&lens).zip(tags.iter_mut()) {
-                let (body, more) = std::mem::take(&mut rest).split_at_mut(len);
-                jobs.push((index, body, tag));
+        // Windows of segments, back to front, so that the bookkeeping stays small however
+        // many segments there are.
+        let mut hi = segments;
+        let mut sealed = Ok(());
+        while hi > 0 && sealed.is_ok() {
+            let lo = hi.saturating_sub(SEAL_WINDOW);
+            // Region i is segment `lo + i`'s plaintext; the last region is everything after
+            // the window (segments already moved, and the room the stream grows by).
+            let base = start(lo);
+            let starts: Vec<usize> = (lo..=hi).map(|k| start(k) - base).collect();
+            let mut regions = Vec::with_capacity(starts.len());
+            let mut rest = &mut buf[base..];
+            for pair in starts.windows(2) {
+                let (region, more) = std::mem::take(&mut rest).split_at_mut(pair[1] - pair[0]);
+                regions.push(Mutex::new(region));
                 rest = more;
             }
-            let sealed = parallel::run(par, parallel, jobs, |(index, body, tag)| {
-                *tag = cipher.seal_detached(index, index + 1 == segments as u64, body)?;
-                Ok(())
-            });
-            if let Err((_, err)) = sealed {
-                buf.zeroize();
-                buf.clear();
-                return Err(err);
-            }
-            for (&pt, tag) in lens.iter().zip(&tags).rev() {
-                let (pt_start, ct_start) = (pt_end - pt, ct_end - pt - TAG_LEN);
-                buf.copy_within(pt_start..pt_end, ct_start);
-                buf[ct_start + pt..ct_end].copy_from_slice(tag.as_bytes());
-                pt_end = pt_start;
-                ct_end = ct_start;
-            }
+            regions.push(Mutex::new(rest));
+            let segment = |job: usize| hi - 1 - job;
+            sealed = parallel::run_ordered(
+                par,
+                parallel,
+                hi - lo,
+                vec![Tag::from_bytes([0; TAG_LEN]); slots],
+                |job, tag| {
+                    let k = segment(job);
+                    let region = &mut lock(&regions[k - lo]);
+                    *tag = cipher.seal_detached(k as u64, k + 1 == segments, region)?;
+                    Ok(())
+                },
+                |job, tag| {
+                    let (k, i) = (segment(job), segment(job) - lo);
+                    let shift = header_len + k * TAG_LEN;
+                    let mut region = lock(&regions[i]);
+                    let len = region.len();
+                    // Bytes that land within the segment's own region move up by `shift`;
+                    // the rest land in the regions after it, which are already moved. The
+                    // latter go first: the move within the region overwrites them.
+                    let stay = len.saturating_sub(shift);
+                    scatter(&regions, &starts, starts[i] + shift + stay, &region[stay..]);
+                    if stay > 0 {
+                        region.copy_within(..stay, shift);
+                    }
+                    drop(region);
+                    scatter(&regions, &starts, starts[i] + shift + len, tag.as_bytes());
+                    Ok(())
+                },
+            );
             hi = lo;
         }
-        debug_assert_eq!((pt_end, ct_end), (0, header_len));
+        if let Err((_, err)) = sealed {
+            buf.zeroize();
+            buf.clear();
+            return Err(err);
+        }
         buf[..header_len].copy_from_slice(cipher.layout.header());
         Ok(())
     }
@@ -229,8 +251,9 @@ impl Options {
     /// With an explicit [`Options::threads`] of 2 or more, a batch of segments is opened in
     /// parallel into a batch of scratch (512 KiB for 64 KiB segments and two workers) and
     /// copied down in order; errors and the state of `buf` after an error are the same at
-    /// every thread count. Automatic parallelism (the default) stays sequential here, as
-    /// for [`Options::seal_in_place`].
+    /// every thread count. Automatic parallelism (the default) stays sequential here: the
+    /// copies down are the caller's alone, between batches, and with ring that made two
+    /// threads lose to one in half the runs on two cores.
     ///
     /// # Errors
     /// As [`open`]. If the error is found before any segment is opened (bad header, a
@@ -300,6 +323,10 @@ impl Options {
     }
 }
 
+/// Segments per pipeline of [`Options::seal_in_place`]: 64 MiB at the default segment size,
+/// and the bookkeeping for them is about 40 KiB.
+const SEAL_WINDOW: usize = 1024;
+
 /// Plaintext bytes in segments `0..index` (all full) of a stream.
 fn full_segments_len(cipher: &SegmentCipher, index: u64) -> usize {
     if index == 0 {
@@ -308,4 +335,27 @@ fn full_segments_len(cipher: &SegmentCipher, index: u64) -> usize {
         cipher.layout.segment_pt_len(0)
             + usize::try_from(index - 1).unwrap_or(usize::MAX) * cipher.layout.segment_pt_len(1)
     }
+}
+
+fn lock<'a, 'b>(region: &'a Mutex<&'b mut [u8]>) -> MutexGuard<'a, &'b mut [u8]> {
+    region.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Writes `bytes` at offset `at` of the buffer cut into `regions` (region `i` starts at
+/// `starts[i]`; the last one runs to the end), across as many regions as it spans.
+fn scatter(regions: &[Mutex<&mut [u8]>], starts: &[usize], mut at: usize, mut bytes: &[u8]) {
+    // The last region starting at or before `at` (empty regions share a start).
+    let mut i = starts
+        .partition_point(|&start| start <= at)
+        .saturating_sub(1);
+    while !bytes.is_empty() && i < regions.len() {
+        let mut region = lock(&regions[i]);
+        let offset = at - starts[i];
+        let n = region.len().saturating_sub(offset).min(bytes.len());
+        region[offset..offset + n].copy_from_slice(&bytes[..n]);
+        at += n;
+        bytes = &bytes[n..];
+        i += 1;
+    }
+    debug_assert!(bytes.is_empty(), "the stream's bytes fit its buffer");
 }

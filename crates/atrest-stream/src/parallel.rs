@@ -106,11 +106,12 @@ impl Parallelism {
         self.workers > 1 && segments >= 2 && (!self.automatic || len >= PARALLEL_MIN_BYTES)
     }
 
-    /// Whether [`Options::seal_in_place`] / [`Options::open_in_place`] of `len` bytes in
-    /// `segments` segments run in parallel: only with an explicit worker count. Their batches
-    /// are sealed or opened in parallel but moved by the caller alone, and with ring that
-    /// made two threads slower than one in half the runs on this project's 2-vCPU VMs
-    /// (docs/PERFORMANCE.md, "Sixth run"); automatic parallelism must never cost.
+    /// Whether [`Options::open_in_place`] of `len` bytes in `segments` segments runs in
+    /// parallel: only with an explicit worker count. Its batches are opened in parallel but
+    /// copied down by the caller alone, between batches, and with ring that made two threads
+    /// slower than one in half the runs on this project's 2-vCPU VMs (docs/PERFORMANCE.md,
+    /// "Sixth run"); automatic parallelism must never cost. ([`Options::seal_in_place`] is
+    /// one pipeline and follows [`Parallelism::for_input`]; "Eleventh run".)
     pub(crate) fn for_in_place(self, len: u64, segments: u64) -> bool {
         !self.automatic && self.for_input(len, segments)
     }

@@ -107,9 +107,46 @@ fn every_thread_count_writes_the_sequential_bytes() {
     }
 }
 
-/// `seal_in_place` seals a batch of segments (in parallel), then moves the batch into
-/// place back to front; lengths around one, two and three batches (at least 512 KiB of
-/// segments, or 64 KiB sequentially) must give the bytes of `seal`. `open_in_place` opens
+/// `seal_in_place` runs its pipeline over windows of 1024 segments, back to front: the
+/// moves of one window land in the regions of the windows after it. Segment counts around
+/// one and two windows, with segments far smaller than their shift (Tink, 57 bytes) and
+/// with 4 KiB ones, must give the bytes of `seal` at every thread count.
+#[test]
+fn seal_in_place_across_windows_writes_the_sequential_bytes() {
+    for provider in PROVIDERS {
+        for options in [
+            Options::tink(57).expect("valid").provider(provider),
+            Options::native(4096).expect("valid").provider(provider),
+        ] {
+            let options = options.fixed_salt_for_testing(SALT);
+            let (first, rest) = segment_sizes(&options);
+            for k in [1023, 1024, 1025, 2048, 2049] {
+                // k full segments, then a partial one or none.
+                for len in [first + (k - 1) * rest, first + (k - 1) * rest + 1] {
+                    let plaintext = pattern(len);
+                    let expected = options.threads(1).seal(&key(4), b"window", &plaintext);
+                    let expected = expected.expect("seal");
+                    for threads in [1, 2] {
+                        let mut in_place = plaintext.clone();
+                        options
+                            .threads(threads)
+                            .seal_in_place(&key(4), b"window", &mut in_place)
+                            .expect("seal in place");
+                        assert!(
+                            in_place == expected,
+                            "{:?} threads {threads} len {len}: seal_in_place differs from seal",
+                            options.format()
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `seal_in_place` seals segments (in parallel) where they lie and moves them into place
+/// back to front, through a ring of `2 × workers` slots; lengths around one, two and three
+/// batches (64 KiB and 512 KiB of segments) must give the bytes of `seal`. `open_in_place` opens
 /// batches into scratch and copies them down: it must give back the plaintext, and the
 /// sequential error for a damaged stream, with nothing left in the buffer.
 #[test]
