@@ -45,9 +45,8 @@
 //!   while in that worker's cache). No memory beyond the output. [`Options::seal_in_place`]
 //!   is one pipeline: workers seal segment after segment where it lies while the calling
 //!   thread moves each sealed one to its place, still in cache. [`Options::open_in_place`]
-//!   opens a batch into a batch of scratch in parallel and copies it down; only with an
-//!   explicit worker count, since its copies are serial and automatic parallelism must not
-//!   cost.
+//!   is the mirror image: workers open segments into a ring of scratch slots while the
+//!   calling thread copies each opened one down.
 //! - **Streams** ([`Encryptor`], [`Decryptor`]): each stream keeps a ring of `2 × workers`
 //!   segment slots (and at least 256 KiB of plaintext) across `write`/`read` calls. An
 //!   encryptor's caller copies plaintext into the next free slot and queues it when full;

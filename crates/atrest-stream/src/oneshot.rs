@@ -188,19 +188,12 @@ impl Options {
         let mut hi = segments;
         let mut sealed = Ok(());
         while hi > 0 && sealed.is_ok() {
-            let lo = hi.saturating_sub(SEAL_WINDOW);
+            let lo = hi.saturating_sub(WINDOW);
             // Region i is segment `lo + i`'s plaintext; the last region is everything after
             // the window (segments already moved, and the room the stream grows by).
             let base = start(lo);
             let starts: Vec<usize> = (lo..=hi).map(|k| start(k) - base).collect();
-            let mut regions = Vec::with_capacity(starts.len());
-            let mut rest = &mut buf[base..];
-            for pair in starts.windows(2) {
-                let (region, more) = std::mem::take(&mut rest).split_at_mut(pair[1] - pair[0]);
-                regions.push(Mutex::new(region));
-                rest = more;
-            }
-            regions.push(Mutex::new(rest));
+            let regions = split_regions(&mut buf[base..], &starts);
             let segment = |job: usize| hi - 1 - job;
             sealed = parallel::run_ordered(
                 par,
@@ -248,12 +241,10 @@ impl Options {
     /// is opened into the scratch (nothing is written unless its tag verifies) and copied
     /// to its place, which only ever overwrites ciphertext already opened.
     ///
-    /// With an explicit [`Options::threads`] of 2 or more, a batch of segments is opened in
-    /// parallel into a batch of scratch (512 KiB for 64 KiB segments and two workers) and
-    /// copied down in order; errors and the state of `buf` after an error are the same at
-    /// every thread count. Automatic parallelism (the default) stays sequential here: the
-    /// copies down are the caller's alone, between batches, and with ring that made two
-    /// threads lose to one in half the runs on two cores.
+    /// In parallel ([`Options::threads`]; by default from 1 MiB), workers open segment after
+    /// segment into a ring of `2 × workers` scratch slots while the calling thread copies
+    /// each opened one down in order; errors and the state of `buf` after an error are the
+    /// same at every thread count.
     ///
     /// # Errors
     /// As [`open`]. If the error is found before any segment is opened (bad header, a
@@ -271,61 +262,77 @@ impl Options {
             };
         }
         let cipher = SegmentCipher::new(layout, self, key, aad)?;
-        // Batches of segments are opened (by the workers, in parallel) into scratch, then
-        // copied down to their places in order by this thread. A batch's plaintext ends
-        // before the next batch's ciphertext starts, so nothing unopened is overwritten.
-        let par = Parallelism::of(self);
-        let parallel = par.for_in_place(buf.len() as u64, geometry.segments);
-        let max_pt = cipher.layout.max_segment_pt_len();
-        let batch = if parallel {
-            par.batch_segments(max_pt)
-        } else {
-            1
-        };
-        let mut scratch = Zeroizing::new(vec![0u8; batch * max_pt]);
-        let mut written = 0;
-        let mut lo = 0u64;
-        while lo < geometry.segments {
-            let hi = lo.saturating_add(batch as u64).min(geometry.segments);
-            let mut jobs = Vec::with_capacity(batch);
-            for (index, into) in (lo..hi).zip(scratch.chunks_mut(max_pt)) {
-                let (start, ct_len) = cipher.layout.segment_span(&geometry, index);
-                let segment = usize::try_from(start)
-                    .ok()
-                    .and_then(|start| buf.get(start..start.checked_add(ct_len)?));
-                jobs.push((index, segment, &mut into[..ct_len - TAG_LEN]));
+        let len = buf.len();
+        // The geometry tiles `buf` exactly, so these conversions are lossless.
+        let segments = usize::try_from(geometry.segments).unwrap_or(usize::MAX);
+        let pt_len = usize::try_from(geometry.plaintext_len).unwrap_or(len);
+        // Where segment k's ciphertext starts (the end of the stream past the last one).
+        let start = |k: usize| {
+            if k >= segments {
+                len
+            } else {
+                let start = cipher.layout.segment_span(&geometry, k as u64).0;
+                usize::try_from(start).map_or(len, |start| start.min(len))
             }
-            let opened = parallel::run(par, parallel, jobs, |(index, segment, into)| {
-                let last = index + 1 == geometry.segments;
-                match segment {
-                    Some(segment) => cipher.open_to(index, last, segment, into),
-                    None => Err(Error::Truncated),
-                }
-            });
+        };
+        // Segments are opened (by the workers, in parallel) into scratch slots, and each is
+        // copied down to its place in order by this thread. A segment's plaintext ends
+        // before its ciphertext does, so it only ever overwrites ciphertext already opened,
+        // which no worker reads any more.
+        let par = Parallelism::of(self);
+        let parallel = par.for_input(len as u64, geometry.segments);
+        let max_pt = cipher.layout.max_segment_pt_len();
+        let slots = if parallel { par.ring_slots(max_pt) } else { 1 };
+        let mut scratch: Vec<Zeroizing<Vec<u8>>> = (0..slots)
+            .map(|_| Zeroizing::new(vec![0u8; max_pt]))
+            .collect();
+        let mut lo = 0;
+        while lo < segments {
+            let hi = lo.saturating_add(WINDOW).min(segments);
+            // Region 0 is all before the window (the header, and ciphertext already opened,
+            // where the plaintext so far lies); region 1 + i is segment `lo + i`'s
+            // ciphertext; the last region is everything after the window.
+            let starts: Vec<usize> = std::iter::once(0).chain((lo..=hi).map(start)).collect();
+            let opened = {
+                let regions = split_regions(buf, &starts);
+                let ct_len = |job: usize| starts[job + 2] - starts[job + 1];
+                parallel::run_ordered(
+                    par,
+                    parallel,
+                    hi - lo,
+                    scratch.iter_mut().collect(),
+                    |job, slot| {
+                        let k = lo + job;
+                        let into = &mut slot[..ct_len(job).saturating_sub(TAG_LEN)];
+                        let segment = lock(&regions[1 + job]);
+                        cipher.open_to(k as u64, k + 1 == segments, &segment, into)
+                    },
+                    |job, slot| {
+                        let at = full_segments_len(&cipher, (lo + job) as u64);
+                        let pt = ct_len(job) - TAG_LEN;
+                        scatter(&regions, &starts, at, &slot[..pt]);
+                        Ok(())
+                    },
+                )
+            };
             if let Err((at, err)) = opened {
-                // As sequentially: untouched if the first segment fails, else wiped (even
-                // if this batch's earlier segments were only opened into the scratch).
-                if lo + at as u64 > 0 {
+                // Untouched if the first segment fails, else wiped.
+                if lo + at > 0 {
                     buf.zeroize();
                     buf.clear();
                 }
                 return Err(err);
             }
-            for (index, from) in (lo..hi).zip(scratch.chunks(max_pt)) {
-                let pt = cipher.layout.segment_span(&geometry, index).1 - TAG_LEN;
-                buf[written..written + pt].copy_from_slice(&from[..pt]);
-                written += pt;
-            }
             lo = hi;
         }
-        buf.truncate(written);
+        buf.truncate(pt_len);
         Ok(())
     }
 }
 
-/// Segments per pipeline of [`Options::seal_in_place`]: 64 MiB at the default segment size,
-/// and the bookkeeping for them is about 40 KiB.
-const SEAL_WINDOW: usize = 1024;
+/// Segments per pipeline of [`Options::seal_in_place`] and [`Options::open_in_place`]:
+/// 64 MiB at the default segment size, and the bookkeeping for them is about 40 KiB.
+const WINDOW: usize = 1024;
 
 /// Plaintext bytes in segments `0..index` (all full) of a stream.
 fn full_segments_len(cipher: &SegmentCipher, index: u64) -> usize {
@@ -335,6 +342,20 @@ fn full_segments_len(cipher: &SegmentCipher, index: u64) -> usize {
         cipher.layout.segment_pt_len(0)
             + usize::try_from(index - 1).unwrap_or(usize::MAX) * cipher.layout.segment_pt_len(1)
     }
+}
+
+/// Cuts `buf` at `starts` (ascending, the first one 0) into regions that threads can lock
+/// one by one: region `i` runs from `starts[i]` to the next start, the last one to the end.
+fn split_regions<'a>(buf: &'a mut [u8], starts: &[usize]) -> Vec<Mutex<&'a mut [u8]>> {
+    let mut regions = Vec::with_capacity(starts.len());
+    let mut rest = buf;
+    for pair in starts.windows(2) {
+        let (region, more) = std::mem::take(&mut rest).split_at_mut(pair[1] - pair[0]);
+        regions.push(Mutex::new(region));
+        rest = more;
+    }
+    regions.push(Mutex::new(rest));
+    regions
 }
 
 fn lock<'a, 'b>(region: &'a Mutex<&'b mut [u8]>) -> MutexGuard<'a, &'b mut [u8]> {

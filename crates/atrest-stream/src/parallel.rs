@@ -26,22 +26,13 @@ use crate::{Error, MisuseError, Options};
 /// short streams never touch it.
 pub const PARALLEL_MIN_BYTES: u64 = 1 << 20;
 
-/// A fork-and-join batch of the in-place one-shots carries at least this much plaintext:
-/// 512 KiB (eight 64 KiB segments).
+/// A ring of segment slots holds at least this much plaintext: 256 KiB (four 64 KiB
+/// segments, which is `2 × workers` on two cores).
 ///
-/// Every such batch is a fork and a join: the pool's threads are woken to take segments and
-/// the caller waits for the last one. On this project's 2-vCPU VMs a wake-up costs tens of
-/// microseconds, as much as sealing a 64 KiB segment, so batches of two segments per worker
-/// scaled two workers to a median 1.2-1.3x of one; 512 KiB batches with the caller working
-/// too reached 1.55-1.76x (docs/PERFORMANCE.md, "Parallel batches").
-pub(crate) const BATCH_MIN_BYTES: usize = 512 << 10;
-
-/// A stream's ring of segment slots holds at least this much plaintext: 256 KiB (four
-/// 64 KiB segments, which is `2 × workers` on two cores).
-///
-/// The rings of [`crate::Encryptor`] and [`crate::Decryptor`] are not forked and joined
-/// per batch: helpers take queued slots as they come, so the ring only needs enough slots
-/// to keep every worker busy while the caller does the I/O. Rings of 4, 6 and 8 slots ran
+/// The rings of [`crate::Encryptor`] and [`crate::Decryptor`], and the pipelines of
+/// [`Options::seal_in_place`] and [`Options::open_in_place`] ([`run_ordered`]), are not
+/// forked and joined per batch: workers take queued segments as they come, so the ring only
+/// needs enough slots to keep every worker busy while the caller does the I/O or the moves. Rings of 4, 6 and 8 slots ran
 /// the same within the noise on two cores (docs/PERFORMANCE.md, "Tenth run"), so streams
 /// keep the smallest, `2 × workers` segments. The floor keeps small segments from turning
 /// into a wake-up per segment.
@@ -76,23 +67,10 @@ impl Parallelism {
         self.workers <= 1
     }
 
-    /// Segments per fork-and-join batch of the in-place one-shots, for segments of `segment`
-    /// plaintext bytes: two per worker (so that a worker that finishes early can take a
-    /// second segment while a slower one is still busy), and at least [`BATCH_MIN_BYTES`]
-    /// of plaintext.
-    pub(crate) fn batch_segments(self, segment: usize) -> usize {
-        self.two_per_worker(segment, BATCH_MIN_BYTES)
-    }
-
     /// Slots in a stream's ring, for segments of `segment` plaintext bytes: two per worker,
     /// and at least [`RING_MIN_BYTES`] of plaintext.
     pub(crate) fn ring_slots(self, segment: usize) -> usize {
-        self.two_per_worker(segment, RING_MIN_BYTES)
-    }
-
-    /// Two segments of `segment` bytes per worker, and at least `floor` bytes of them.
-    fn two_per_worker(self, segment: usize, floor: usize) -> usize {
-        (2 * self.workers.max(1)).max(floor.div_ceil(segment.max(1)))
+        (2 * self.workers.max(1)).max(RING_MIN_BYTES.div_ceil(segment.max(1)))
     }
 
     /// Helper threads besides the caller.
@@ -104,16 +82,6 @@ impl Parallelism {
     /// parallel.
     pub(crate) fn for_input(self, len: u64, segments: u64) -> bool {
         self.workers > 1 && segments >= 2 && (!self.automatic || len >= PARALLEL_MIN_BYTES)
-    }
-
-    /// Whether [`Options::open_in_place`] of `len` bytes in `segments` segments runs in
-    /// parallel: only with an explicit worker count. Its batches are opened in parallel but
-    /// copied down by the caller alone, between batches, and with ring that made two threads
-    /// slower than one in half the runs on this project's 2-vCPU VMs (docs/PERFORMANCE.md,
-    /// "Sixth run"); automatic parallelism must never cost. ([`Options::seal_in_place`] is
-    /// one pipeline and follows [`Parallelism::for_input`]; "Eleventh run".)
-    pub(crate) fn for_in_place(self, len: u64, segments: u64) -> bool {
-        !self.automatic && self.for_input(len, segments)
     }
 
     /// Whether a streaming batch of `jobs` segments holding `bytes` bytes goes to the pool,

@@ -108,11 +108,14 @@ fn every_thread_count_writes_the_sequential_bytes() {
 }
 
 /// `seal_in_place` runs its pipeline over windows of 1024 segments, back to front: the
-/// moves of one window land in the regions of the windows after it. Segment counts around
-/// one and two windows, with segments far smaller than their shift (Tink, 57 bytes) and
-/// with 4 KiB ones, must give the bytes of `seal` at every thread count.
+/// moves of one window land in the regions of the windows after it. `open_in_place` runs
+/// front to back, copying each window's plaintext into the regions before it. Segment
+/// counts around one and two windows, with segments far smaller than their shift (Tink,
+/// 57 bytes) and with 4 KiB ones, must give the bytes of `seal` and back the plaintext at
+/// every thread count, and a damaged segment in the second window the sequential error
+/// with nothing left in the buffer.
 #[test]
-fn seal_in_place_across_windows_writes_the_sequential_bytes() {
+fn in_place_one_shots_across_windows_match_the_sequential_paths() {
     for provider in PROVIDERS {
         for options in [
             Options::tink(57).expect("valid").provider(provider),
@@ -137,6 +140,20 @@ fn seal_in_place_across_windows_writes_the_sequential_bytes() {
                             "{:?} threads {threads} len {len}: seal_in_place differs from seal",
                             options.format()
                         );
+                        let par = options.threads(threads);
+                        par.open_in_place(&key(4), b"window", &mut in_place)
+                            .expect("open in place");
+                        assert!(in_place == plaintext, "open_in_place, {threads} threads");
+                        let mut bad = expected.clone();
+                        let at = options.header_len() + (k - 1) * (rest + 16) + 3;
+                        bad[at.min(expected.len() - 1)] ^= 1;
+                        let reference = options.threads(1).open(&key(4), b"window", &bad);
+                        let reference = reference.expect_err("tampered");
+                        let err = par
+                            .open_in_place(&key(4), b"window", &mut bad)
+                            .expect_err("tampered");
+                        assert_eq!(format!("{err:?}"), format!("{reference:?}"));
+                        assert!(bad.is_empty(), "open_in_place left plaintext behind");
                     }
                 }
             }
