@@ -107,13 +107,58 @@ fn every_thread_count_writes_the_sequential_bytes() {
     }
 }
 
-/// `seal_in_place` runs its pipeline over windows of 1024 segments, back to front: the
-/// moves of one window land in the regions of the windows after it. `open_in_place` runs
-/// front to back, copying each window's plaintext into the regions before it. Segment
-/// counts around one and two windows, with segments far smaller than their shift (Tink,
-/// 57 bytes) and with 4 KiB ones, must give the bytes of `seal` and back the plaintext at
-/// every thread count, and a damaged segment in the second window the sequential error
-/// with nothing left in the buffer.
+/// For `k` full segments followed by a partial one or none, at each of `threads`:
+/// `seal_in_place` gives the bytes of a sequential `seal`, `open_in_place` gives the
+/// plaintext back, and a bit flipped in each of `damaged` segments gives the sequential
+/// error with nothing left in the buffer.
+fn assert_in_place_matches(options: &Options, k: usize, threads: &[usize], damaged: &[usize]) {
+    let (first, rest) = segment_sizes(options);
+    for len in [first + (k - 1) * rest, first + (k - 1) * rest + 1] {
+        let plaintext = pattern(len);
+        let expected = options.threads(1).seal(&key(4), b"batch", &plaintext);
+        let expected = expected.expect("seal");
+        for &threads in threads {
+            let mut in_place = plaintext.clone();
+            options
+                .threads(threads)
+                .seal_in_place(&key(4), b"batch", &mut in_place)
+                .expect("seal in place");
+            assert!(
+                in_place == expected,
+                "{:?} threads {threads} len {len}: seal_in_place differs from seal",
+                options.format()
+            );
+            let par = options.threads(threads);
+            par.open_in_place(&key(4), b"batch", &mut in_place)
+                .expect("open in place");
+            assert!(in_place == plaintext, "open_in_place, {threads} threads");
+            for &segment in damaged {
+                let mut bad = expected.clone();
+                let at = options.header_len() + segment * (rest + 16) + 5;
+                let at = at.min(bad.len() - 1);
+                bad[at] ^= 1;
+                let reference = options.threads(1).open(&key(4), b"batch", &bad);
+                let reference = reference.expect_err("tampered");
+                let err = par
+                    .open_in_place(&key(4), b"batch", &mut bad)
+                    .expect_err("tampered");
+                assert_eq!(
+                    format!("{err:?}"),
+                    format!("{reference:?}"),
+                    "open_in_place, {threads} threads, bit in segment {segment}"
+                );
+                assert!(bad.is_empty(), "open_in_place left plaintext behind");
+            }
+        }
+    }
+}
+
+/// The in-place one-shots run their pipelines over windows of 1024 segments:
+/// `seal_in_place` back to front (the moves of one window land in the regions of the
+/// windows after it), `open_in_place` front to back (each window's plaintext lands in the
+/// regions before it). Segment counts around one and two windows, with segments far
+/// smaller than their shift (Tink, 57 bytes) and with 4 KiB ones, damaged in the last
+/// segment.
 #[test]
 fn in_place_one_shots_across_windows_match_the_sequential_paths() {
     for provider in PROVIDERS {
@@ -122,56 +167,24 @@ fn in_place_one_shots_across_windows_match_the_sequential_paths() {
             Options::native(4096).expect("valid").provider(provider),
         ] {
             let options = options.fixed_salt_for_testing(SALT);
-            let (first, rest) = segment_sizes(&options);
             for k in [1023, 1024, 1025, 2048, 2049] {
-                // k full segments, then a partial one or none.
-                for len in [first + (k - 1) * rest, first + (k - 1) * rest + 1] {
-                    let plaintext = pattern(len);
-                    let expected = options.threads(1).seal(&key(4), b"window", &plaintext);
-                    let expected = expected.expect("seal");
-                    for threads in [1, 2] {
-                        let mut in_place = plaintext.clone();
-                        options
-                            .threads(threads)
-                            .seal_in_place(&key(4), b"window", &mut in_place)
-                            .expect("seal in place");
-                        assert!(
-                            in_place == expected,
-                            "{:?} threads {threads} len {len}: seal_in_place differs from seal",
-                            options.format()
-                        );
-                        let par = options.threads(threads);
-                        par.open_in_place(&key(4), b"window", &mut in_place)
-                            .expect("open in place");
-                        assert!(in_place == plaintext, "open_in_place, {threads} threads");
-                        let mut bad = expected.clone();
-                        let at = options.header_len() + (k - 1) * (rest + 16) + 3;
-                        bad[at.min(expected.len() - 1)] ^= 1;
-                        let reference = options.threads(1).open(&key(4), b"window", &bad);
-                        let reference = reference.expect_err("tampered");
-                        let err = par
-                            .open_in_place(&key(4), b"window", &mut bad)
-                            .expect_err("tampered");
-                        assert_eq!(format!("{err:?}"), format!("{reference:?}"));
-                        assert!(bad.is_empty(), "open_in_place left plaintext behind");
-                    }
-                }
+                assert_in_place_matches(&options, k, &[1, 2], &[k - 1]);
             }
         }
     }
 }
 
 /// `seal_in_place` seals segments (in parallel) where they lie and moves them into place
-/// back to front, through a ring of `2 × workers` slots; lengths around one, two and three
-/// batches (64 KiB and 512 KiB of segments) must give the bytes of `seal`. `open_in_place` opens
-/// batches into scratch and copies them down: it must give back the plaintext, and the
-/// sequential error for a damaged stream, with nothing left in the buffer.
+/// back to front, through a ring of `2 × workers` slots; `open_in_place` opens them into
+/// scratch slots and copies them down. Lengths around one, two and three batches (64 KiB
+/// and 512 KiB of segments), damaged in the middle of the last batch and in the last
+/// segment.
 #[test]
 fn seal_in_place_across_batches_writes_the_sequential_bytes() {
     for provider in PROVIDERS {
         for options in small_segment_options(provider) {
             let options = options.fixed_salt_for_testing(SALT);
-            let (first, rest) = segment_sizes(&options);
+            let (_, rest) = segment_sizes(&options);
             let mut segments = Vec::new();
             for batch in [
                 (64usize << 10).div_ceil(rest),
@@ -180,47 +193,7 @@ fn seal_in_place_across_batches_writes_the_sequential_bytes() {
                 segments.extend([batch - 1, batch, batch + 1, 2 * batch, 3 * batch + 1]);
             }
             for k in segments {
-                // k full segments, then a partial one or none.
-                for len in [first + (k - 1) * rest, first + (k - 1) * rest + 1] {
-                    let plaintext = pattern(len);
-                    let expected = options.threads(1).seal(&key(4), b"batch", &plaintext);
-                    let expected = expected.expect("seal");
-                    for threads in [1, 2, 3] {
-                        let mut in_place = plaintext.clone();
-                        options
-                            .threads(threads)
-                            .seal_in_place(&key(4), b"batch", &mut in_place)
-                            .expect("seal in place");
-                        assert!(
-                            in_place == expected,
-                            "{:?} threads {threads} len {len}: seal_in_place differs from seal",
-                            options.format()
-                        );
-                        let par = options.threads(threads);
-                        par.open_in_place(&key(4), b"batch", &mut in_place)
-                            .expect("open in place");
-                        assert!(in_place == plaintext, "open_in_place, {threads} threads");
-                        // A flipped bit in the middle of the last batch, and in the last
-                        // segment: the sequential error, and nothing left behind.
-                        for segment in [k * 2 / 3, k - 1] {
-                            let mut bad = expected.clone();
-                            let at = options.header_len() + segment * (rest + 16) + 5;
-                            let at = at.min(bad.len() - 1);
-                            bad[at] ^= 1;
-                            let reference = options.threads(1).open(&key(4), b"batch", &bad);
-                            let reference = reference.expect_err("tampered");
-                            let err = par
-                                .open_in_place(&key(4), b"batch", &mut bad)
-                                .expect_err("tampered");
-                            assert_eq!(
-                                format!("{err:?}"),
-                                format!("{reference:?}"),
-                                "open_in_place, {threads} threads, bit in segment {segment}"
-                            );
-                            assert!(bad.is_empty(), "open_in_place left plaintext behind");
-                        }
-                    }
-                }
+                assert_in_place_matches(&options, k, &[1, 2, 3], &[k * 2 / 3, k - 1]);
             }
         }
     }
