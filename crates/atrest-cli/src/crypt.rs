@@ -37,7 +37,7 @@ pub(crate) fn encrypt(global: &Global, args: &EncryptArgs) -> anyhow::Result<()>
     let options = u32::try_from(args.segment_size)
         .ok()
         .and_then(|size| Options::default().segment_size(size).ok())
-        .map(|options| options.threads(args.threads))
+        .map(|options| options.threads(args.threads).provider(args.provider.get()))
         .ok_or_else(|| {
             Failure::new(
                 Code::Usage,
@@ -113,7 +113,9 @@ pub(crate) fn decrypt(global: &Global, args: &DecryptArgs) -> anyhow::Result<()>
             Some(bytes) => Header::parse(&bytes)?,
             None => Header::read_from(&mut reader)?,
         };
-        let options = Options::default().threads(args.threads);
+        let options = Options::default()
+            .threads(args.threads)
+            .provider(args.provider.get());
         let opener = Opener::new(&header, &loaded.keyring, &context, &options)?;
         let mut decryptor = opener.decryptor(reader)?;
         io::copy(&mut decryptor, &mut output).map_err(atrest_envelope::Error::from_io)

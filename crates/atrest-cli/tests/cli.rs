@@ -252,14 +252,20 @@ fn encrypt_decrypt_files() {
     env.ok(&args);
     assert!(env.leftovers().is_empty());
 
-    // --threads: 2 workers decrypt what 1 worker encrypted (and the reverse), 8 segments.
+    // --threads and --provider: 2 workers decrypt what 1 worker encrypted (and the reverse),
+    // 8 segments, each provider opening what the other sealed.
     let big = plaintext(8 * 65_536 + 5);
     env.write("big.bin", &big);
-    for (enc, dec) in [("1", "2"), ("2", "1")] {
+    for (enc, dec, enc_provider, dec_provider) in [
+        ("1", "2", "ring", "rustcrypto"),
+        ("2", "1", "rustcrypto", "ring"),
+    ] {
         let mut args = vec![
             "encrypt",
             "--threads",
             enc,
+            "--provider",
+            enc_provider,
             "--key",
             "tenant-acme",
             "big.bin",
@@ -273,6 +279,8 @@ fn encrypt_decrypt_files() {
             "decrypt",
             "--threads",
             dec,
+            "--provider",
+            dec_provider,
             "big.enc",
             "-o",
             "big.out",
@@ -282,6 +290,16 @@ fn encrypt_decrypt_files() {
         env.ok(&args);
         assert_eq!(env.read("big.out"), big);
     }
+    // An unknown provider is a usage error that names the choices, and writes nothing.
+    env.cmd()
+        .args(["encrypt", "--provider", "openssl", "--key", "tenant-acme"])
+        .args(["big.bin", "-o", "other.enc"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "[possible values: ring, rustcrypto]",
+        ));
+    assert!(!env.path("other.enc").exists());
 }
 
 #[test]
