@@ -222,7 +222,7 @@ pub(crate) struct DecryptArgs {
     pub(crate) io: Io,
 }
 
-/// The crypto provider behind `encrypt` and `decrypt` (AES-GCM, HKDF, randomness). Both
+/// The crypto provider behind `encrypt`, `decrypt` and `store` (AES-GCM, HKDF, randomness). Both
 /// produce and accept the same bytes; they differ only in speed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Provider {
@@ -319,6 +319,9 @@ pub(crate) struct StoreArgs {
     /// headers only, never bodies. Every command on a store must use the same setting.
     #[arg(long)]
     pub(crate) detached_headers: bool,
+    /// The AES-GCM implementation. Either reads what either wrote.
+    #[arg(long, value_enum, default_value = "ring")]
+    pub(crate) provider: Provider,
     #[command(subcommand)]
     pub(crate) command: StoreCommand,
 }

@@ -39,7 +39,9 @@ pub(crate) fn run(global: &Global, args: StoreArgs) -> anyhow::Result<()> {
     } else {
         Headers::Attached
     };
-    let config = Config::default().headers(headers);
+    let config = Config::default()
+        .headers(headers)
+        .provider(args.provider.get());
     let store = match &args.key {
         Some(name) => {
             EncryptedStore::with_config(inner, shared.clone(), SingleKey(key_id(name)?), config)

@@ -766,6 +766,17 @@ fn store_put_get_rewrap_verify_shred() {
     );
     env.ok(&["store", "get", "acme/invoices/17.pdf", "-o", "out.bin"]);
     assert_eq!(env.read("out.bin"), data);
+    // Put with the default provider (ring), read back with the other one.
+    env.ok(&[
+        "store",
+        "--provider",
+        "rustcrypto",
+        "get",
+        "acme/invoices/17.pdf",
+        "-o",
+        "out2.bin",
+    ]);
+    assert_eq!(env.read("out2.bin"), data);
     let ranged = env
         .cmd()
         .args([

@@ -8,6 +8,7 @@
 mod common;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use atrest_store::{Config, EncryptedStore, TenantPrefix};
 use bytes::Bytes;
@@ -239,4 +240,117 @@ async fn multipart_upload_in_many_parts_round_trips() {
     let (single, _ring) = single_key_store(InMemory::new());
     single.put(&path, chunk.clone().into()).await.unwrap();
     assert_eq!(single.head(&path).await.unwrap().size, 100_000);
+}
+
+/// AES-GCM keys expanded through [`COUNTING`]: proves a store seals and opens with the
+/// provider its `Config` names.
+static KEYS_EXPANDED: AtomicUsize = AtomicUsize::new(0);
+
+struct CountingAesGcm;
+
+impl atrest_crypto::Aes256Gcm for CountingAesGcm {
+    fn key(&self, key: &atrest_crypto::Key256) -> Box<dyn atrest_crypto::AeadKey> {
+        KEYS_EXPANDED.fetch_add(1, Ordering::SeqCst);
+        atrest_crypto::rustcrypto::PROVIDER.aes256_gcm.key(key)
+    }
+}
+
+/// RustCrypto, with a counter on key expansion.
+static COUNTING: atrest_crypto::CryptoProvider = atrest_crypto::CryptoProvider {
+    name: "counting",
+    aes256_gcm: &CountingAesGcm,
+    ..atrest_crypto::rustcrypto::PROVIDER
+};
+
+#[tokio::test]
+async fn a_store_uses_the_provider_its_config_names() {
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let ring = keyring(&["tenant-acme"]);
+    let plain = EncryptedStore::with_config(
+        Arc::clone(&inner),
+        ring.clone(),
+        TenantPrefix::new(),
+        Config::default(),
+    );
+    let counting = EncryptedStore::with_config(
+        inner,
+        ring,
+        TenantPrefix::new(),
+        Config::default().provider(&COUNTING),
+    );
+    let path = Path::from("acme/a.bin");
+    let before = KEYS_EXPANDED.load(Ordering::SeqCst);
+    plain.put(&path, data(1000).into()).await.unwrap();
+    plain.get(&path).await.unwrap().bytes().await.unwrap();
+    assert_eq!(
+        KEYS_EXPANDED.load(Ordering::SeqCst),
+        before,
+        "not configured"
+    );
+    counting.put(&path, data(1000).into()).await.unwrap();
+    let after_put = KEYS_EXPANDED.load(Ordering::SeqCst);
+    assert!(after_put > before, "put seals with the configured provider");
+    let got = counting.get(&path).await.unwrap().bytes().await.unwrap();
+    assert_eq!(got, data(1000));
+    assert!(
+        KEYS_EXPANDED.load(Ordering::SeqCst) > after_put,
+        "get opens with the configured provider"
+    );
+}
+
+#[tokio::test]
+async fn stores_on_either_provider_read_each_others_objects() {
+    let inner: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let ring = keyring(&["tenant-acme"]);
+    let config = Config::default().segment_size(4096).unwrap();
+    let rustcrypto = EncryptedStore::with_config(
+        Arc::clone(&inner),
+        ring.clone(),
+        TenantPrefix::new(),
+        config,
+    );
+    let fast = EncryptedStore::with_config(
+        inner,
+        ring,
+        TenantPrefix::new(),
+        config.provider(&atrest_ring::PROVIDER),
+    );
+    let body = data(50_000);
+    let stores: [&dyn ObjectStore; 2] = [&rustcrypto, &fast];
+    for (writer, name) in [(0, "acme/by-rustcrypto.bin"), (1, "acme/by-ring.bin")] {
+        let path = Path::from(name);
+        stores[writer]
+            .put(&path, PutPayload::from(body.clone()))
+            .await
+            .unwrap();
+        for reader in stores {
+            let got = reader.get(&path).await.unwrap().bytes().await.unwrap();
+            assert_eq!(got, body, "{name}");
+            // A range across a segment boundary, opened from the middle of the object.
+            let got = reader.get_range(&path, 8_000..12_500).await.unwrap();
+            assert_eq!(got, body[8_000..12_500], "{name}");
+        }
+    }
+    // Same key, same provider-independent format: a tampered byte fails on both.
+    let path = Path::from("acme/by-ring.bin");
+    let mut raw = rustcrypto
+        .inner()
+        .get(&path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    let last = raw.len() - 1;
+    raw[last] ^= 1;
+    rustcrypto
+        .inner()
+        .put(&path, PutPayload::from(raw))
+        .await
+        .unwrap();
+    for reader in stores {
+        let err = read_err(reader, &path).await;
+        assert!(store_error(&err).is_authentication(), "{err}");
+    }
 }
