@@ -1,6 +1,6 @@
 //! `atrest`: the operator CLI of atrest. Keyrings (`atrest keyring ...`), file encryption
-//! (`encrypt`, `decrypt`), inspection without keys (`inspect`), password hashing
-//! (`password ...`) and a quick throughput check (`bench`). Exit codes and examples:
+//! (`encrypt`, `decrypt`), an encrypted blob store (`store ...`), inspection without keys
+//! (`inspect`), password hashing (`password ...`) and a quick throughput check (`bench`). Exit codes and examples:
 //! README.md and `atrest --help`.
 
 mod bench;
