@@ -427,6 +427,8 @@ const PEER_SEGMENT: usize = 64 << 10;
 /// output copy the others skip):
 /// - `raw_rustcrypto_in_place`, `raw_ring_in_place`: each provider's AES-256-GCM sealing the
 ///   same 64 KiB segments in place, with STREAM's nonces (the ceilings);
+/// - `atrest_<provider>_write_in_place`: `Encryptor::write_in_place` (one thread) on the
+///   same buffer: atrest STREAM sealing where the plaintext lies, against those ceilings;
 /// - `raw_<provider>_seal_to`: the same segments sealed out of the read-only input into one
 ///   reused segment of scratch: the ceiling for a caller who cannot seal in place, as the
 ///   `Encryptor` cannot (ring seals only in place, so this is a copy and a seal);
@@ -477,6 +479,20 @@ fn peers(c: &mut Criterion) {
         });
         group.bench_function(format!("raw_{name}_in_place_2_threads"), |b| {
             b.iter(|| raw_seal_in_place_2_threads(aead.as_ref(), &mut buf, &mut tags));
+        });
+        // atrest STREAM on the same buffer, sealed where it lies by `write_in_place` (one
+        // thread), each segment and its tag written to the sink: the like-for-like row for
+        // the in-place ceilings above.
+        let options = Options::default().provider(provider).threads(1);
+        group.bench_function(format!("atrest_{name}_write_in_place"), |b| {
+            b.iter(|| {
+                let mut enc = options
+                    .encryptor(std::io::sink(), &key, AAD)
+                    .expect("encryptor");
+                enc.write_in_place(black_box(&mut buf))
+                    .expect("sink never fails");
+                enc.finish().expect("finish")
+            });
         });
         // The same segments sealed out of the read-only input into one reused segment of
         // scratch (then dropped, as into the sink): what the raw AEAD costs a caller whose

@@ -9,19 +9,21 @@ use crate::input::{self, Input};
 use crate::paths;
 use crate::seek_model::Shape;
 
-/// Encrypts a plaintext with [`Encryptor`] using write sizes (and flushes) decoded from
-/// `data`, then checks: the length is `Layout::ciphertext_len`, `Options::open` and
+/// Encrypts a plaintext with [`Encryptor`] using write sizes (and flushes, and
+/// `write_in_place` for every other write) decoded from `data`, then checks: the length is `Layout::ciphertext_len`, `Options::open` and
 /// `Decryptor` return the plaintext, `Options::seal` of the same plaintext has the same
 /// length and decrypts identically, and with the insecure provider both match the
 /// docs/FORMAT.md reference model (native: byte-identical segments from both writers).
 ///
-/// Input: `flags: u8` (bit 0 Tink, bit 1 insecure provider, bit 2 flush after each write)
+/// Input: `flags: u8` (bit 0 Tink, bit 1 insecure provider, bit 2 flush after each write,
+/// bit 3 every other write through `Encryptor::write_in_place` on a copy of the chunk)
 /// `|| size: u8 || len: u16 || writes: u8 || writes * size: u16 || pattern...`.
 pub fn stream_roundtrip(data: &[u8]) {
     let mut input = Input::new(data);
     let flags = input.byte();
     let shape = Shape::decode(flags, input.byte());
     let flush = flags & 4 == 4;
+    let in_place = flags & 8 == 8;
     let len = shape.plaintext_len(input.u16());
     let writes = 1 + usize::from(input.byte() % 8);
     let mut sizes: Vec<usize> = (0..writes)
@@ -42,12 +44,20 @@ pub fn stream_roundtrip(data: &[u8]) {
         .ciphertext_len(len as u64)
         .expect("short stream");
     let mut rest = &plaintext[..];
-    for &size in sizes.iter().cycle() {
+    for (i, &size) in sizes.iter().cycle().enumerate() {
         if rest.is_empty() {
             break;
         }
         let chunk = &rest[..size.min(rest.len())];
-        let accepted = encryptor.write(chunk).expect("write to a Vec");
+        let accepted = if in_place && i % 2 == 0 {
+            let mut owned = chunk.to_vec();
+            encryptor
+                .write_in_place(&mut owned)
+                .expect("write in place to a Vec");
+            chunk.len()
+        } else {
+            encryptor.write(chunk).expect("write to a Vec")
+        };
         assert!(accepted <= chunk.len());
         assert!(chunk.is_empty() || accepted > 0, "write accepted nothing");
         rest = &rest[accepted..];

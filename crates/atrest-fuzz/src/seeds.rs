@@ -141,12 +141,21 @@ pub fn seeds() -> Result<Vec<Seed>, atrest_stream::Error> {
         });
     }
 
-    // Round trip: flags (bit 0 Tink, bit 1 insecure, bit 2 flush), size, len, writes, sizes.
+    // Round trip: flags (bit 0 Tink, bit 1 insecure, bit 2 flush, bit 3 every other write
+    // in place), size, len, writes, sizes.
     for (name, flags, size, len, sizes) in [
         ("native-one-write", 0u8, 0u8, 8192u16, &[8192u16][..]),
         ("native-small-writes", 6, 0, 5000, &[1, 4095, 0, 4097][..]),
         ("tink-small-writes", 1, 0, 500, &[1, 56, 57, 200][..]),
         ("tink-insecure-flush", 7, 20, 2000, &[0, 76, 3][..]),
+        (
+            "native-insecure-in-place",
+            10,
+            0,
+            20000,
+            &[8193, 100, 4096, 12000][..],
+        ),
+        ("tink-in-place", 9, 0, 700, &[120, 57, 41][..]),
     ] {
         let mut data = vec![flags, size];
         data.extend_from_slice(&len.to_be_bytes());

@@ -1,6 +1,6 @@
 //! The streaming writer.
 
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::sync::Arc;
 
 use atrest_crypto::{Key256, TAG_LEN};
@@ -126,6 +126,90 @@ impl<W: Write> Encryptor<W> {
         Ok(inner)
     }
 
+    /// Encrypts `data` as [`Write::write_all`] would, but seals each full segment in place
+    /// in `data` itself instead of copying it into the encryptor's buffer, then writes it
+    /// and its tag to the inner writer: for a caller who owns its buffer (a chunk of an
+    /// upload, a block read from a file) this is streaming encryption without the plaintext
+    /// copy that `write` must make (ring, for one, seals only in place). The stream's bytes
+    /// are the same as with `write_all`, and calls may be mixed with `write`.
+    ///
+    /// Only segments that more data follows are sealed in place: the tail of `data` (a
+    /// partial segment, or a full one that may be the last) is copied into the buffer and
+    /// waits for the next write or [`Encryptor::finish`], as with `write`. So larger
+    /// `data` gains more: one call per segment gains nothing.
+    ///
+    /// **On return, `data` holds unspecified bytes**: ciphertext where segments were sealed
+    /// in place, plaintext elsewhere. With `n > 1` workers ([`Options::threads`]) this is
+    /// `write_all`: the workers copy their segments, which on two or more cores costs less
+    /// than it saves, and `data` is left as it was.
+    ///
+    /// Each segment sealed in place reaches the inner writer as one `write_vectored` of the
+    /// segment and its tag (a [`std::io::BufWriter`] or a `Vec` takes both at once).
+    ///
+    /// ```
+    /// use atrest_stream::{Key256, Options};
+    ///
+    /// let key = Key256::from_bytes([7; 32]);
+    /// let mut encryptor = Options::default().encryptor(Vec::new(), &key, b"upload 9")?;
+    /// let mut chunk = vec![0x5a; 1 << 20]; // a block the caller owns and will not reuse
+    /// encryptor.write_in_place(&mut chunk)?;
+    /// let stream = encryptor.finish()?;
+    /// assert_eq!(Options::default().open(&key, b"upload 9", &stream)?, vec![0x5a; 1 << 20]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As `write_all`: [`Error::Io`] if writing fails (the stream is then poisoned),
+    /// [`MisuseError::Poisoned`] after an earlier failure, [`MisuseError::StreamTooLong`]
+    /// past the segment counter's limit. After an error an unknown prefix of `data` may
+    /// have been accepted; discard the stream.
+    pub fn write_in_place(&mut self, data: &mut [u8]) -> Result<(), Error> {
+        if self.poisoned {
+            return Err(MisuseError::Poisoned.into());
+        }
+        if self.batch.is_some() {
+            return self.write_inner(data).map(|_| ()).map_err(|(_, err)| err);
+        }
+        let mut data = data;
+        while !data.is_empty() {
+            let capacity = self.cipher.layout.segment_pt_len(self.index);
+            if self.filled == capacity {
+                self.seal_buffered()?;
+            } else if self.filled == 0
+                && data.len() > capacity
+                && self.cipher.layout.has_successor(self.index)
+            {
+                let (segment, rest) = std::mem::take(&mut data).split_at_mut(capacity);
+                self.seal_in_callers(segment)?;
+                data = rest;
+            } else {
+                let n = (capacity - self.filled).min(data.len());
+                let (head, rest) = std::mem::take(&mut data).split_at_mut(n);
+                self.buf[self.filled..self.filled + n].copy_from_slice(head);
+                self.filled += n;
+                data = rest;
+            }
+        }
+        Ok(())
+    }
+
+    /// Seals a full non-final segment in place in the caller's buffer and writes it and its
+    /// tag.
+    fn seal_in_callers(&mut self, segment: &mut [u8]) -> Result<(), Error> {
+        if !self.cipher.layout.has_successor(self.index) {
+            return Err(MisuseError::StreamTooLong.into());
+        }
+        let tag = self.cipher.seal_detached(self.index, false, segment)?;
+        let mut parts = [IoSlice::new(segment), IoSlice::new(tag.as_bytes())];
+        if let Err(err) = write_all_vectored(&mut self.inner, &mut parts) {
+            // Part of a segment may have reached the writer: the stream cannot continue.
+            self.poisoned = true;
+            return Err(err.into());
+        }
+        self.index += 1;
+        Ok(())
+    }
+
     /// Writes the buffered full segment as a non-final segment.
     fn seal_buffered(&mut self) -> Result<(), Error> {
         if !self.cipher.layout.has_successor(self.index) {
@@ -189,6 +273,20 @@ impl<W: Write> Encryptor<W> {
         }
         Ok(total)
     }
+}
+
+/// `write_all` over `parts` with `write_vectored` (`Write::write_all_vectored` is unstable).
+fn write_all_vectored(w: &mut impl Write, mut parts: &mut [IoSlice<'_>]) -> io::Result<()> {
+    IoSlice::advance_slices(&mut parts, 0);
+    while !parts.is_empty() {
+        match w.write_vectored(parts) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => IoSlice::advance_slices(&mut parts, n),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 impl<W: Write> Write for Encryptor<W> {

@@ -58,6 +58,10 @@
 //!   soon as nothing is queued, so an idle stream holds no pool thread. Given a large
 //!   slice, an encryptor seals full segments straight from it (no copy) through the same
 //!   slots.
+//! - **Caller-owned buffers** ([`Encryptor::write_in_place`]): on one thread, full segments
+//!   are sealed where they lie in the caller's buffer and written with their tag, so a
+//!   provider that seals only in place (ring) streams at its in-place speed; `write` of a
+//!   read-only slice must copy each segment first. With workers it is `write_all`.
 //! - **Memory bound.** An encryptor holds at most its ring (plus tags); a decryptor a ring
 //!   of ciphertext and one of plaintext, whatever the stream length (for 64 KiB segments
 //!   and 2 workers: 256 KiB, and 512 KiB; `tests/parallel_memory.rs` checks this on

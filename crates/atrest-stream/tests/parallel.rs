@@ -785,3 +785,56 @@ fn a_read_error_surfaces_after_the_segments_before_it() {
         );
     }
 }
+
+/// `Encryptor::write_in_place` writes the bytes of `seal` whatever the chunking, the worker
+/// count and the mix with `write_all`; on one thread it seals in the caller's buffer.
+#[test]
+fn write_in_place_writes_the_sequential_bytes() {
+    for provider in PROVIDERS {
+        for options in small_segment_options(provider) {
+            let options = options.fixed_salt_for_testing(SALT);
+            let (first, rest) = segment_sizes(&options);
+            for len in boundary_lengths(&options) {
+                let plaintext = pattern(len);
+                let expected = options
+                    .threads(1)
+                    .seal(&key(3), b"par", &plaintext)
+                    .expect("seal");
+                for threads in [1, 2] {
+                    let par = options.threads(threads);
+                    for chunk in [len, first, first + 1, 2 * rest, 3 * rest + 7, 1000] {
+                        let mut enc = par
+                            .encryptor(Vec::new(), &key(3), b"par")
+                            .expect("encryptor");
+                        // Every third piece through `write_all`, the rest in place.
+                        for (i, piece) in plaintext.chunks(chunk.max(1)).enumerate() {
+                            if i % 3 == 2 {
+                                enc.write_all(piece).expect("write");
+                            } else {
+                                enc.write_in_place(&mut piece.to_vec()).expect("write");
+                            }
+                        }
+                        let what = format!(
+                            "{:?} threads {threads} len {len} chunk {chunk}",
+                            options.format()
+                        );
+                        assert_eq!(enc.finish().expect("finish"), expected, "{what}");
+                    }
+                }
+                // One call, one thread: every segment but the last is sealed where it lies,
+                // so the caller's buffer holds those segments' ciphertext.
+                let mut buf = plaintext.clone();
+                let mut enc = options
+                    .threads(1)
+                    .encryptor(Vec::new(), &key(3), b"par")
+                    .expect("encryptor");
+                enc.write_in_place(&mut buf).expect("write");
+                assert_eq!(enc.finish().expect("finish"), expected);
+                if len > first {
+                    let body = options.header_len();
+                    assert_eq!(buf[..first], expected[body..body + first], "len {len}");
+                }
+            }
+        }
+    }
+}

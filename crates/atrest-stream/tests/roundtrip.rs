@@ -188,6 +188,22 @@ fn write_errors_poison_the_encryptor() {
         }
     }
     let options = Options::native(4096).expect("valid");
+    // Sealed in the caller's buffer, the segment and its tag go out in one vectored write.
+    let mut enc = options
+        .encryptor(FailAfter(4000), &key(1), b"")
+        .expect("header fits");
+    let err = enc
+        .write_in_place(&mut pattern(10_000))
+        .expect_err("segment does not fit");
+    assert_eq!(err.to_string(), "I/O error: disk full");
+    assert!(matches!(
+        enc.write_in_place(&mut pattern(10)),
+        Err(atrest_stream::Error::Misuse(
+            atrest_stream::MisuseError::Poisoned
+        ))
+    ));
+    assert!(enc.finish().is_err(), "poisoned");
+
     let mut enc = options
         .encryptor(FailAfter(100), &key(1), b"")
         .expect("header fits");
