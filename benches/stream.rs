@@ -578,7 +578,11 @@ fn peers(c: &mut Criterion) {
     // One write of the whole 64 MiB (sealed straight from the slice), and 8 KiB writes, as
     // `io::copy` from a reader feeds it (every segment is copied into the encryptor's ring).
     for (name, provider) in providers {
-        for (writes, chunk) in [("", PEER_INPUT_LEN), ("_8k_writes", 8 << 10)] {
+        for (writes, chunk) in [
+            ("", PEER_INPUT_LEN),
+            ("_1m_writes", 1 << 20),
+            ("_8k_writes", 8 << 10),
+        ] {
             for (threads, suffix) in [(1, ""), (2, "_2_threads")] {
                 let options = Options::default().provider(provider).threads(threads);
                 group.bench_function(format!("atrest_{name}{writes}{suffix}"), |b| {

@@ -6,8 +6,6 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use atrest_envelope::{Context, Header, KeyId, MAX_HEADER_LEN, Opener, Options, Sealer};
-use atrest_stream::Encryptor;
-use zeroize::Zeroizing;
 
 use crate::cli::{DecryptArgs, EncryptArgs, Global};
 use crate::failure::{Code, Failure};
@@ -72,7 +70,8 @@ pub(crate) fn encrypt(global: &Global, args: &EncryptArgs) -> anyhow::Result<()>
         } else {
             sealer.attached_encryptor(&mut output)?
         };
-        copy_in_place(&mut input.reader, &mut encryptor)?;
+        // Reads 1 MiB at a time into a buffer it seals in place (no copy into the encryptor).
+        encryptor.copy_from(&mut input.reader)?;
         encryptor.finish()?;
         Ok(())
     })();
@@ -87,37 +86,6 @@ pub(crate) fn encrypt(global: &Global, args: &EncryptArgs) -> anyhow::Result<()>
         header_output.commit()?;
     }
     output.commit()
-}
-
-/// Plaintext read per [`Encryptor::write_in_place`] call: 16 segments of the default size,
-/// all but the last of which are sealed where they lie in this buffer instead of being
-/// copied into the encryptor (ring seals only in place).
-const READ_CHUNK: usize = 1 << 20;
-const PAGE: usize = 4096;
-
-/// `io::copy` from `reader` into `encryptor`, through a buffer the encryptor may seal in.
-fn copy_in_place<W: io::Write>(
-    reader: &mut dyn io::Read,
-    encryptor: &mut Encryptor<W>,
-) -> Result<(), atrest_envelope::Error> {
-    // Plaintext passes through this buffer: wiped when it drops. Page-aligned: the kernel's
-    // copy into a buffer 16 bytes off a page boundary (where `malloc` puts a large one) runs
-    // at a fraction of its speed on this CPU (`rep movsb`, ../shared/PERF-NOTES.md).
-    let mut storage = Zeroizing::new(vec![0u8; READ_CHUNK + PAGE]);
-    let start = storage.as_ptr().align_offset(PAGE).min(PAGE);
-    let buf = &mut storage[start..start + READ_CHUNK];
-    loop {
-        let n = match reader.read(buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-            Err(err) => return Err(atrest_envelope::Error::from_io(err)),
-        };
-        let filled = buf.get_mut(..n).ok_or_else(|| {
-            atrest_envelope::Error::from_io(io::Error::other("reader claimed too many bytes"))
-        })?;
-        encryptor.write_in_place(filled)?;
-    }
 }
 
 /// Decrypts a file or stdin.

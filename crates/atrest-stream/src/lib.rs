@@ -62,6 +62,7 @@
 //!   are sealed where they lie in the caller's buffer and written with their tag, so a
 //!   provider that seals only in place (ring) streams at its in-place speed; `write` of a
 //!   read-only slice must copy each segment first. With workers it is `write_all`.
+//!   [`Encryptor::copy_from`] is `io::copy` from a reader through such a buffer.
 //! - **Memory bound.** An encryptor holds at most its ring (plus tags); a decryptor a ring
 //!   of ciphertext and one of plaintext, whatever the stream length (for 64 KiB segments
 //!   and 2 workers: 256 KiB, and 512 KiB; `tests/parallel_memory.rs` checks this on
@@ -100,7 +101,7 @@ pub mod tokio;
 
 pub use atrest_crypto::Key256;
 pub use decryptor::Decryptor;
-pub use encryptor::Encryptor;
+pub use encryptor::{COPY_CHUNK, Encryptor};
 pub use error::{Error, HeaderError, MisuseError};
 pub use layout::Layout;
 pub use oneshot::{open, open_in_place, seal, seal_in_place};

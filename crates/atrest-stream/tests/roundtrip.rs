@@ -172,6 +172,102 @@ fn dropping_without_finish_is_truncated() {
     );
 }
 
+/// A reader that hands out at most `step` bytes per call, interrupts every third call and can
+/// fail after `fail_after` bytes.
+struct Dribble<'a> {
+    data: &'a [u8],
+    step: usize,
+    calls: usize,
+    fail_after: Option<usize>,
+    given: usize,
+}
+
+impl std::io::Read for Dribble<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.calls += 1;
+        if self.calls.is_multiple_of(3) {
+            return Err(std::io::ErrorKind::Interrupted.into());
+        }
+        if self.fail_after.is_some_and(|limit| self.given >= limit) {
+            return Err(std::io::Error::other("connection reset"));
+        }
+        let n = self.step.min(buf.len()).min(self.data.len());
+        buf[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        self.given += n;
+        Ok(n)
+    }
+}
+
+/// `copy_from` writes the bytes of `seal`, whatever the reader's chunking and the thread
+/// count; a read error is reported as `Error::Io` with what came before accepted.
+#[test]
+fn copy_from_writes_the_bytes_of_seal() {
+    for provider in PROVIDERS {
+        for options in small_segment_options(provider) {
+            let options = options.fixed_salt_for_testing([4; 32]);
+            let (first, rest) = segment_sizes(&options);
+            for len in [
+                0,
+                1,
+                first,
+                first + 1,
+                first + 5 * rest,
+                300_000,
+                (1 << 20) + 3,
+            ] {
+                let plaintext = pattern(len);
+                let expected = options.seal(&key(2), b"copy", &plaintext).expect("seal");
+                for threads in [1, 2] {
+                    for step in [1 << 30, 1 << 20, rest + 1, 1000] {
+                        let mut enc = options
+                            .threads(threads)
+                            .encryptor(Vec::new(), &key(2), b"copy")
+                            .expect("encryptor");
+                        let mut reader = Dribble {
+                            data: &plaintext,
+                            step,
+                            calls: 0,
+                            fail_after: None,
+                            given: 0,
+                        };
+                        assert_eq!(enc.copy_from(&mut reader).expect("copy"), len as u64);
+                        let what = format!("{:?} len {len} step {step}", options.format());
+                        assert_eq!(enc.finish().expect("finish"), expected, "{what}");
+                    }
+                }
+            }
+        }
+    }
+    let plaintext = pattern(100_000);
+    let options = Options::native(4096)
+        .expect("valid")
+        .fixed_salt_for_testing([4; 32]);
+    let mut enc = options
+        .encryptor(Vec::new(), &key(2), b"copy")
+        .expect("encryptor");
+    let mut reader = Dribble {
+        data: &plaintext,
+        step: 7000,
+        calls: 0,
+        fail_after: Some(20_000),
+        given: 0,
+    };
+    let err = enc.copy_from(&mut reader).expect_err("reader fails");
+    assert!(
+        matches!(&err, atrest_stream::Error::Io(io) if io.to_string() == "connection reset"),
+        "{err}"
+    );
+    // Not poisoned: the rest can follow, and the stream is the whole plaintext.
+    enc.write_all(&plaintext[21_000..]).expect("go on");
+    // 7000 + 7000 + 7000 bytes were read before the failure (the third call interrupted).
+    let stream = enc.finish().expect("finish");
+    assert_eq!(
+        options.open(&key(2), b"copy", &stream).expect("open"),
+        plaintext
+    );
+}
+
 #[test]
 fn write_errors_poison_the_encryptor() {
     struct FailAfter(usize);
