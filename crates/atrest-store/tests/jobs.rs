@@ -129,20 +129,7 @@ async fn scrub_reports_the_tampered_object_and_keeps_going() {
             .unwrap();
     }
     let victim = Path::from("acme/7");
-    let mut raw = store
-        .inner()
-        .get(&victim)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let last = raw.len() - 1;
-    if let Some(b) = raw.get_mut(last) {
-        *b ^= 0x40;
-    }
-    store.inner().put(&victim, raw.into()).await.unwrap();
+    common::flip_last_stored_byte(store.inner(), &victim, 0x40).await;
     let progress = Progress::new();
     let report = store
         .scrub(Some(&"acme".into()), 3, &progress)

@@ -333,22 +333,7 @@ async fn stores_on_either_provider_read_each_others_objects() {
     }
     // Same key, same provider-independent format: a tampered byte fails on both.
     let path = Path::from("acme/by-ring.bin");
-    let mut raw = rustcrypto
-        .inner()
-        .get(&path)
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap()
-        .to_vec();
-    let last = raw.len() - 1;
-    raw[last] ^= 1;
-    rustcrypto
-        .inner()
-        .put(&path, PutPayload::from(raw))
-        .await
-        .unwrap();
+    common::flip_last_stored_byte(rustcrypto.inner().as_ref(), &path, 1).await;
     for reader in stores {
         let err = read_err(reader, &path).await;
         assert!(store_error(&err).is_authentication(), "{err}");

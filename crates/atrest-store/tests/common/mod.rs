@@ -84,6 +84,20 @@ pub(crate) async fn inner_objects(inner: &dyn ObjectStore) -> Vec<(Path, Bytes)>
     out
 }
 
+/// Flips the bits of `mask` in the last stored byte of `path`, behind the store's back.
+pub(crate) async fn flip_last_stored_byte(inner: &dyn ObjectStore, path: &Path, mask: u8) {
+    let mut raw = inner
+        .get(path)
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap()
+        .to_vec();
+    *raw.last_mut().expect("a stored object is never empty") ^= mask;
+    inner.put(path, raw.into()).await.unwrap();
+}
+
 pub(crate) fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
