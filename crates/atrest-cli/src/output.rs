@@ -162,6 +162,14 @@ impl Write for Output {
         }
     }
 
+    /// The encryptor hands each segment and its tag over as one vectored write.
+    fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Self::Stdout(stdout) => stdout.write_vectored(bufs),
+            Self::File { writer, .. } => writer.write_vectored(bufs),
+        }
+    }
+
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Self::Stdout(stdout) => stdout.write_all(buf),

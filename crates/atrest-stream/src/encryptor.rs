@@ -227,6 +227,9 @@ impl<W: Write> Encryptor<W> {
     /// stream may go on) and as [`Encryptor::write_in_place`].
     pub fn copy_from<R: Read + ?Sized>(&mut self, reader: &mut R) -> Result<u64, Error> {
         const PAGE: usize = 4096;
+        if self.poisoned {
+            return Err(MisuseError::Poisoned.into());
+        }
         let segment = self.cipher.layout.max_segment_pt_len();
         let len = COPY_CHUNK.max(2 * segment);
         let mut storage = Zeroizing::new(vec![0u8; len + PAGE]);

@@ -485,6 +485,10 @@ fn a_writer_failing_mid_pipeline_poisons_the_encryptor() {
         let err = enc.write_all(&plaintext).expect_err("disk full");
         assert_eq!(err.to_string(), "disk full", "limit {limit}");
         assert!(matches!(
+            enc.copy_from(&mut &plaintext[..]),
+            Err(Error::Misuse(atrest_stream::MisuseError::Poisoned))
+        ));
+        assert!(matches!(
             enc.finish(),
             Err(Error::Misuse(atrest_stream::MisuseError::Poisoned))
         ));

@@ -298,6 +298,12 @@ fn write_errors_poison_the_encryptor() {
             atrest_stream::MisuseError::Poisoned
         ))
     ));
+    assert!(matches!(
+        enc.copy_from(&mut &b"more"[..]),
+        Err(atrest_stream::Error::Misuse(
+            atrest_stream::MisuseError::Poisoned
+        ))
+    ));
     assert!(enc.finish().is_err(), "poisoned");
 
     let mut enc = options
