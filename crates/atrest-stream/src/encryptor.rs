@@ -176,22 +176,18 @@ impl<W: Write> Encryptor<W> {
         }
         let mut data = data;
         while !data.is_empty() {
-            let capacity = self.cipher.layout.segment_pt_len(self.index);
-            if self.filled == capacity {
-                self.seal_buffered()?;
-            } else if self.filled == 0
-                && data.len() > capacity
-                && self.cipher.layout.has_successor(self.index)
-            {
-                let (segment, rest) = std::mem::take(&mut data).split_at_mut(capacity);
-                self.seal_in_callers(segment)?;
-                data = rest;
-            } else {
-                let n = (capacity - self.filled).min(data.len());
-                let (head, rest) = std::mem::take(&mut data).split_at_mut(n);
-                self.buf[self.filled..self.filled + n].copy_from_slice(head);
-                self.filled += n;
-                data = rest;
+            match self.next_step(data.len()) {
+                Step::SealBuffered => self.seal_buffered()?,
+                Step::Direct(len) => {
+                    let (segment, rest) = std::mem::take(&mut data).split_at_mut(len);
+                    self.seal_in_callers(segment)?;
+                    data = rest;
+                }
+                Step::Buffer(n) => {
+                    let (head, rest) = std::mem::take(&mut data).split_at_mut(n);
+                    self.buffer(head);
+                    data = rest;
+                }
             }
         }
         Ok(())
@@ -270,11 +266,8 @@ impl<W: Write> Encryptor<W> {
         }
         let tag = self.cipher.seal_detached(self.index, false, segment)?;
         let mut parts = [IoSlice::new(segment), IoSlice::new(tag.as_bytes())];
-        if let Err(err) = write_all_vectored(&mut self.inner, &mut parts) {
-            // Part of a segment may have reached the writer: the stream cannot continue.
-            self.poisoned = true;
-            return Err(err.into());
-        }
+        let written = write_all_vectored(&mut self.inner, &mut parts);
+        self.poison_on(written)?;
         self.index += 1;
         Ok(())
     }
@@ -307,12 +300,41 @@ impl<W: Write> Encryptor<W> {
     }
 
     fn poison_on_error(&mut self, len: usize) -> Result<(), Error> {
-        if let Err(err) = self.inner.write_all(&self.buf[..len]) {
-            // Part of a segment may have reached the writer: the stream cannot continue.
+        let written = self.inner.write_all(&self.buf[..len]);
+        self.poison_on(written)
+    }
+
+    /// Poisons the stream if writing a segment failed: part of it may have reached the
+    /// writer, so the stream cannot continue.
+    fn poison_on(&mut self, written: io::Result<()>) -> Result<(), Error> {
+        written.map_err(|err| {
             self.poisoned = true;
-            return Err(err.into());
+            err.into()
+        })
+    }
+
+    /// What the sequential path does next with `remaining` bytes of input: seal the full
+    /// buffer (more data follows it, so it is not the last segment), seal a full segment
+    /// straight from the input (nothing buffered, more data after it, room in the counter),
+    /// or buffer what fits.
+    fn next_step(&self, remaining: usize) -> Step {
+        let capacity = self.cipher.layout.segment_pt_len(self.index);
+        if self.filled == capacity {
+            Step::SealBuffered
+        } else if self.filled == 0
+            && remaining > capacity
+            && self.cipher.layout.has_successor(self.index)
+        {
+            Step::Direct(capacity)
+        } else {
+            Step::Buffer((capacity - self.filled).min(remaining))
         }
-        Ok(())
+    }
+
+    /// Appends `head` (no more than the buffer's free room) to the buffered segment.
+    fn buffer(&mut self, head: &[u8]) {
+        self.buf[self.filled..self.filled + head.len()].copy_from_slice(head);
+        self.filled += head.len();
     }
 
     fn write_inner(&mut self, mut data: &[u8]) -> Result<usize, (usize, Error)> {
@@ -322,26 +344,31 @@ impl<W: Write> Encryptor<W> {
         let total = data.len();
         while !data.is_empty() {
             let consumed = total - data.len();
-            let capacity = self.cipher.layout.segment_pt_len(self.index);
-            if self.filled == capacity {
-                // More data follows a full buffer: the buffered segment is not the last.
-                self.seal_buffered().map_err(|e| (consumed, e))?;
-            } else if self.filled == 0
-                && data.len() > capacity
-                && self.cipher.layout.has_successor(self.index)
-            {
-                let (segment, rest) = data.split_at(capacity);
-                self.seal_direct(segment).map_err(|e| (consumed, e))?;
-                data = rest;
-            } else {
-                let n = (capacity - self.filled).min(data.len());
-                self.buf[self.filled..self.filled + n].copy_from_slice(&data[..n]);
-                self.filled += n;
-                data = &data[n..];
+            match self.next_step(data.len()) {
+                Step::SealBuffered => self.seal_buffered().map_err(|e| (consumed, e))?,
+                Step::Direct(len) => {
+                    let (segment, rest) = data.split_at(len);
+                    self.seal_direct(segment).map_err(|e| (consumed, e))?;
+                    data = rest;
+                }
+                Step::Buffer(n) => {
+                    let (head, rest) = data.split_at(n);
+                    self.buffer(head);
+                    data = rest;
+                }
             }
         }
         Ok(total)
     }
+}
+
+/// The sequential path's next move ([`Encryptor::next_step`]).
+enum Step {
+    SealBuffered,
+    /// Seal this many bytes from the input's front as a full segment.
+    Direct(usize),
+    /// Buffer this many bytes from the input's front.
+    Buffer(usize),
 }
 
 /// `write_all` over `parts` with `write_vectored` (`Write::write_all_vectored` is unstable).
